@@ -1,0 +1,32 @@
+"""Actions: the `ActionExecutor`, the `@tool` decorator, and the built-in actions (imported on first use)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base import Action, api
+from .executor import ActionExecutor
+from .tool import FunctionTool, tool
+
+if TYPE_CHECKING:
+    from .arxiv import ArxivSearch
+    from .image_caption import ImageCaption
+    from .image_retrieval import ImageRetrieval
+    from .ipython import IPythonInterpreter
+    from .weather import Weather
+
+_LAZY = {
+    "ArxivSearch": ".arxiv",
+    "IPythonInterpreter": ".ipython",
+    "Weather": ".weather",
+    "ImageCaption": ".image_caption",
+    "ImageRetrieval": ".image_retrieval",
+}
+__all__ = ["Action", "ActionExecutor", "FunctionTool", "api", "tool", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,143 @@
+"""`Action`: the base of inkagent's own actions, and adapters that give any action one calling surface.
+
+An action subclass either defines `run(...)` (one API, named after the action) or marks several methods
+with `@api` (a toolkit, whose APIs the model calls as `Action.method`, like lagent's `@tool_api`).
+Schemas come from the methods' type hints and docstrings, as with `@tool`.
+
+inkagent's actions do not subclass lagent's `BaseAction` on purpose: lagent registers every subclass in
+a global registry that rejects a second class named `ArxivSearch` or `IPythonInterpreter`.
+lagent actions are still accepted everywhere through `LagentActionAdapter`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..schema import ToolSpec
+from .tool import FunctionTool, json_schema, parse_docstring, signature_model
+
+
+def api(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a method of an `Action` subclass as one API of a toolkit."""
+    fn.__inkagent_api__ = True
+    return fn
+
+
+@dataclass
+class BoundApi:
+    """One callable API: what the model sees (`spec`), how arguments are checked, and the function."""
+
+    spec: ToolSpec
+    arguments_model: type[BaseModel]
+    fn: Callable[..., Any]
+    owner: Any = None  # the action object, for close()
+
+
+class Action:
+    """Base class of inkagent actions (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            cls.name = cls.__name__
+        if not cls.__dict__.get("description"):
+            cls.description = parse_docstring(cls.__doc__).summary
+
+    def apis(self) -> list[BoundApi]:
+        """This action's APIs, bound to this instance."""
+        marked = [
+            name
+            for name, member in inspect.getmembers(type(self), inspect.isfunction)
+            if getattr(member, "__inkagent_api__", False)
+        ]
+        if not marked:
+            return [_bind(self.run, self.name, self.description, self)]
+        out = []
+        for method_name in marked:
+            method = getattr(self, method_name)
+            doc = parse_docstring(method.__doc__)
+            out.append(_bind(method, f"{self.name}.{method_name}", doc.summary, self))
+        return out
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} defines neither run() nor @api methods")
+
+    def close(self) -> None:
+        """Release what the action holds (kernels, clients). Called by `ActionExecutor.close()`."""
+
+
+def _bind(method: Callable[..., Any], full_name: str, description: str, owner: Any) -> BoundApi:
+    doc = parse_docstring(method.__doc__)
+    model = signature_model(method, full_name, doc.params)
+    spec = ToolSpec(name=full_name, description=description or doc.summary, parameters=json_schema(model))
+    return BoundApi(spec=spec, arguments_model=model, fn=method, owner=owner)
+
+
+# lagent's type names -> Python types, for lagent APIs whose parameters carry no type hints
+_FROM_LAGENT_TYPE: dict[str, Any] = {
+    "STRING": str,
+    "NUMBER": int | float,
+    "FLOAT": float,
+    "BOOLEAN": bool,
+    "ARRAY": list,
+}
+
+
+def _lagent_api(action: Any, api_desc: dict[str, Any], method_name: str, full_name: str) -> BoundApi:
+    method = getattr(action, method_name)
+    documented = {p["name"]: p for p in api_desc.get("parameters", [])}
+    required = set(api_desc.get("required", []))
+    try:
+        hints = typing.get_type_hints(method)
+    except Exception:
+        hints = {}
+    signature = inspect.signature(method)
+    fields: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        doc = documented.get(name, {})
+        annotation = hints.get(name)
+        if annotation is None:
+            annotation = _FROM_LAGENT_TYPE.get(str(doc.get("type", "")).upper(), Any)
+        if param.default is not inspect.Parameter.empty:
+            default = param.default
+        else:
+            default = ... if name in required or not documented else None
+        fields[name] = (annotation, Field(default, description=doc.get("description") or None))
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, arbitrary_types_allowed=True)
+    model = create_model(full_name.replace(".", "_") + "Arguments", __config__=config, **fields)
+    spec = ToolSpec(name=full_name, description=api_desc.get("description", ""), parameters=json_schema(model))
+    return BoundApi(spec=spec, arguments_model=model, fn=method, owner=action)
+
+
+def bind_apis(action: Any) -> list[BoundApi]:
+    """The APIs of any supported action: an inkagent `Action`, a `@tool` function, or a lagent `BaseAction`."""
+    if isinstance(action, Action):
+        return action.apis()
+    if isinstance(action, FunctionTool):
+        return [BoundApi(spec=action.spec, arguments_model=action.arguments_model, fn=action.fn, owner=action)]
+    description = getattr(action, "description", None)
+    if isinstance(description, dict) and hasattr(action, "is_toolkit"):  # a lagent BaseAction
+        if not getattr(action, "enable", True):
+            return []
+        if action.is_toolkit:
+            return [
+                _lagent_api(action, desc, desc["name"], f"{action.name}.{desc['name']}")
+                for desc in description.get("api_list", [])
+            ]
+        return [_lagent_api(action, description, "run", action.name)]
+    if callable(action):  # a plain function: treat it as if decorated with @tool
+        return bind_apis(FunctionTool(action))
+    raise TypeError(
+        f"cannot use {action!r} as an action: expected an inkagent Action, a @tool function or a lagent BaseAction"
+    )

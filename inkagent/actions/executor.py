@@ -1,0 +1,253 @@
+"""`ActionExecutor`: validates and runs tool calls, and never lets a tool take the agent down.
+
+Every failure becomes an `ActionResult` whose `error` is written for the model to read: an unknown tool
+lists the real ones, bad arguments name the parameter, a raising tool gives the exception type and
+message, a tool past its time limit says so, and output over the size limit is cut with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ActionError
+from ..schema import ActionResult, ToolCall, ToolSpec
+from .base import BoundApi, bind_apis
+from .tool import call_maybe_async, describe_validation_error
+
+logger = logging.getLogger(__name__)
+
+
+class ActionExecutor:
+    """Runs calls against a set of actions.
+
+    Args:
+        actions: inkagent `Action`s, `@tool` functions and lagent `BaseAction`s (toolkits included).
+        timeout_s: wall-clock limit of one call; `None` for none. A call past it is reported as failed
+            and left to finish in the background (Python cannot kill a thread; the interpreter kills its
+            own kernel instead).
+        max_output_chars: longer outputs are cut, with a note saying how much was dropped.
+        parallel: run the calls of one turn concurrently.
+
+    lagent's `invalid_action`, `no_action`, `finish_action` and `finish_in_action` are accepted and
+    ignored: inkagent reports invalid calls as errors instead of routing them to pseudo-actions.
+    """
+
+    def __init__(
+        self,
+        actions: Any = (),
+        *,
+        timeout_s: float | None = 60.0,
+        max_output_chars: int = 8000,
+        parallel: bool = True,
+        **lagent_kwargs: Any,
+    ) -> None:
+        if not isinstance(actions, list | tuple):
+            actions = [actions]
+        self.timeout_s = timeout_s
+        self.max_output_chars = max_output_chars
+        self.parallel = parallel
+        self.actions: dict[str, Any] = {}
+        self._apis: dict[str, BoundApi] = {}
+        for action in actions:
+            self.add_action(action)
+
+    # -- the set of actions --------------------------------------------------------------------
+    def add_action(self, action: Any) -> None:
+        apis = bind_apis(action)
+        name = getattr(action, "name", None) or (apis[0].spec.name if apis else repr(action))
+        clashes = [a.spec.name for a in apis if a.spec.name in self._apis]
+        if name in self.actions or clashes:
+            raise ValueError(f"two actions are named {name!r}: give one of them another name")
+        self.actions[name] = action
+        for bound in apis:
+            self._apis[bound.spec.name] = bound
+
+    def del_action(self, name: str) -> None:
+        self.actions.pop(name, None)
+        for api_name in [n for n in self._apis if n == name or n.startswith(name + ".")]:
+            del self._apis[api_name]
+
+    def specs(self) -> list[ToolSpec]:
+        """What the model is told about each API."""
+        return [bound.spec for bound in self._apis.values()]
+
+    def action_names(self, only_enable: bool = True) -> list[str]:
+        return list(self.actions)
+
+    def api_names(self) -> list[str]:
+        return list(self._apis)
+
+    def get_actions_info(self) -> list[dict]:
+        """The APIs in lagent's description format (for lagent's protocol and tools)."""
+        from ..protocols.prompts import describe_tool
+
+        infos = []
+        for spec in self.specs():
+            info = describe_tool(spec)
+            info["description"] = spec.description
+            infos.append(info)
+        return infos
+
+    def close(self) -> None:
+        """Release every action's resources (interpreter kernels...)."""
+        for action in self.actions.values():
+            closer = getattr(action, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:
+                    logger.exception("closing action %s failed", action)
+
+    # -- running calls -------------------------------------------------------------------------
+    def resolve(self, call: ToolCall) -> BoundApi | None:
+        bound = self._apis.get(call.name)
+        if bound is None and call.kind == "interpreter" and len(self._apis) == 1:
+            bound = next(iter(self._apis.values()))  # the interpreter, whatever the model called it
+        if bound is None and call.name in self.actions:
+            own = [b for n, b in self._apis.items() if n.startswith(call.name + ".")]
+            bound = own[0] if len(own) == 1 else None
+        return bound
+
+    def run(self, call: ToolCall) -> ActionResult:
+        """Validate and run one call. Never raises."""
+        return self.run_all([call])[0]
+
+    def run_all(self, calls: Sequence[ToolCall]) -> list[ActionResult]:
+        """Run the calls of one turn (concurrently when `parallel`), results in call order."""
+        jobs = [_Job(self, call) for call in calls]
+        if self.parallel and len(jobs) > 1:
+            for job in jobs:
+                job.start()
+        for job in jobs:
+            if not job.started:
+                job.start()
+            job.wait(self.timeout_s)
+        return [job.result for job in jobs]
+
+    def __call__(self, name: str, command: Any) -> Any:
+        """lagent's calling convention: `executor(name, arguments)` -> `ActionReturn`."""
+        if isinstance(command, str):
+            try:
+                arguments = json.loads(command)
+            except json.JSONDecodeError:
+                arguments = {"command": command}
+        else:
+            arguments = dict(command or {})
+        result = self.run(ToolCall(name=name, arguments=arguments))
+        return result.to_lagent()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _prepare(self, call: ToolCall) -> tuple[BoundApi, dict[str, Any]] | ActionResult:
+        bound = self.resolve(call)
+        if bound is None:
+            available = ", ".join(self._apis) or "(none)"
+            return _failure(call, "unknown_tool", f"Unknown tool '{call.name}'. Available tools: {available}.")
+        try:
+            validated: BaseModel = bound.arguments_model.model_validate(call.arguments)
+        except ValidationError as exc:
+            expected = ", ".join(_describe_param(n, p, bound.spec) for n, p in _props(bound.spec).items())
+            message = f"Invalid arguments for {bound.spec.name}: {describe_validation_error(exc)}. Parameters: {expected}."
+            return _failure(call, "invalid_arguments", message)
+        # keep nested models as models: the function's hints asked for them
+        arguments = {name: getattr(validated, name) for name in type(validated).model_fields}
+        return bound, arguments
+
+    def _finish(self, call: ToolCall, output: Any, started: float) -> ActionResult:
+        result = _to_result(call, output)
+        if len(result.output) > self.max_output_chars:
+            total = len(result.output)
+            result.output = (
+                result.output[: self.max_output_chars]
+                + f"\n... [output cut: {total} characters in all, only the first {self.max_output_chars} shown]"
+            )
+        result.duration_s = time.perf_counter() - started
+        return result
+
+
+class _Job:
+    """One call on its own daemon thread, so a hung tool cannot block the agent or interpreter exit."""
+
+    def __init__(self, executor: ActionExecutor, call: ToolCall):
+        self.executor, self.call = executor, call
+        self.result: ActionResult = _failure(call, "tool_error", "the call did not run")
+        self.started = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_time = time.perf_counter()
+
+    def start(self) -> None:
+        self.started = True
+        self._start_time = time.perf_counter()
+        prepared = self.executor._prepare(self.call)
+        if isinstance(prepared, ActionResult):
+            self.result = prepared
+            self._done.set()
+            return
+        self._bound, self._arguments = prepared
+        self._thread = threading.Thread(target=self._target, name=f"inkagent-call-{self.call.name}", daemon=True)
+        self._thread.start()
+
+    def _target(self) -> None:
+        call = self.call
+        try:
+            output = call_maybe_async(self._bound.fn, **self._arguments)
+            self.result = self.executor._finish(call, output, self._start_time)
+        except ActionError as exc:
+            self.result = _failure(call, "tool_error", f"{self._bound.spec.name} failed: {exc}")
+        except Exception as exc:  # a tool bug must not end the run: the model hears about it
+            logger.debug("tool %s raised", call.name, exc_info=True)
+            self.result = _failure(call, "tool_error", f"{self._bound.spec.name} raised {type(exc).__name__}: {exc}")
+        self.result.duration_s = time.perf_counter() - self._start_time
+        self._done.set()
+
+    def wait(self, timeout_s: float | None) -> None:
+        remaining = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - self._start_time))
+        if not self._done.wait(remaining):
+            self.result = _failure(
+                self.call,
+                "timeout",
+                f"{self.call.name} did not finish within its time limit of {timeout_s:g} s; the call was abandoned.",
+            )
+            self.result.duration_s = time.perf_counter() - self._start_time
+
+
+def _failure(call: ToolCall, error_type: str, message: str) -> ActionResult:
+    return ActionResult(name=call.name, arguments=call.arguments, error=message, error_type=error_type, call_id=call.id)
+
+
+def _to_result(call: ToolCall, output: Any) -> ActionResult:
+    if isinstance(output, ActionResult):
+        return output.model_copy(update={"name": call.name, "arguments": call.arguments, "call_id": call.id})
+    if type(output).__name__ == "ActionReturn" and hasattr(output, "state"):  # a lagent ActionReturn
+        result = ActionResult.from_lagent(output, name=call.name)
+        return result.model_copy(update={"arguments": call.arguments, "call_id": call.id})
+    if output is None:
+        text = ""
+    elif isinstance(output, str):
+        text = output
+    elif isinstance(output, BaseModel):
+        text = output.model_dump_json()
+    else:
+        try:
+            text = json.dumps(output, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = str(output)
+    return ActionResult(name=call.name, arguments=call.arguments, output=text, call_id=call.id)
+
+
+def _props(spec: ToolSpec) -> dict[str, Any]:
+    return spec.parameters.get("properties", {})
+
+
+def _describe_param(name: str, prop: dict[str, Any], spec: ToolSpec) -> str:
+    kind = prop.get("type") or "/".join(o.get("type", "?") for o in prop.get("anyOf", [])) or "any"
+    required = name in spec.parameters.get("required", [])
+    return f"{name} ({kind}{', required' if required else ''})"
+

@@ -1,0 +1,27 @@
+"""Agents: `Internlm2Agent` (tools + interpreter) and the skills `ChatAgent`, `IllustratedWriter`,
+`ImageUnderstanding`. Imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .chat import ChatAgent
+    from .image_understanding import ImageUnderstanding
+    from .internlm2_agent import Internlm2Agent
+    from .writer import IllustratedWriter
+
+_EXPORTS = {
+    "Internlm2Agent": ".internlm2_agent",
+    "ChatAgent": ".chat",
+    "IllustratedWriter": ".writer",
+    "ImageUnderstanding": ".image_understanding",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,59 @@
+"""The `inkagent` command. Each subcommand lives in its own module, imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+
+# name -> (module, one-line help). A module defines `add_arguments(parser)` and `run(args) -> int`;
+# both must keep heavy imports (torch, transformers, jupyter) inside `run`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("inkagent.runners.run", "run an agent task (or a file of tasks) from a config"),
+    "chat": ("inkagent.runners.repl", "talk to an agent in a REPL that shows every tool call"),
+    "bench": ("inkagent.runners.bench", "measure a model's tool-call accuracy (BFCL, inkagent-tools)"),
+    "actions": ("inkagent.runners.actions_cmd", "list the available actions and their parameters"),
+    "trace": ("inkagent.runners.trace_cmd", "show a saved trace"),
+    "write": ("inkagent.runners.skills_cmd", "illustrated writing: an article with images for a title"),
+    "see": ("inkagent.runners.skills_cmd", "ask a question about an image"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inkagent",
+        description="InternLM2-protocol agents: run tasks, chat with tool traces, benchmark tool calls.",
+    )
+    parser.add_argument("--version", action="version", version=f"inkagent {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a subcommand not built yet
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
+        add(sub)
+        sub.set_defaults(_module=module, _runner=getattr(module, f"run_{name}", None) or module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return int(args._runner(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`Internlm2Protocol`: how an agent's history becomes InternLM2 messages, and model output becomes calls.
+
+`format()` returns lagent-style message dicts (`role`, `content`, optional `name`) that a backend renders
+with the INTERNLM2 meta template:
+
+    <|im_start|>system\n{meta prompt}<|im_end|>
+    <|im_start|>system name=<|interpreter|>\n{interpreter prompt}<|im_end|>
+    <|im_start|>system name=<|plugin|>\n{plugin prompt listing the tools}<|im_end|>
+    <|im_start|>user\n...<|im_end|>
+    <|im_start|>assistant\n{thought}<|action_start|><|plugin|>\n{call JSON}<|action_end|>\n<|im_end|>
+    <|im_start|>environment name=<|plugin|>\n{result}<|im_end|>
+
+`parse()` / `stream_parser()` turn output back into a `ParsedTurn` (see `internlm2_parser`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..schema import ActionResult, Message, ParsedTurn, ToolCall
+from .internlm2_parser import Internlm2StreamParser
+from .prompts import PROMPTS, ToolSpecLike, describe_tools
+
+
+class Internlm2Protocol:
+    """The InternLM2 chat protocol with plugin (JSON) and interpreter (code) calls.
+
+    Takes lagent's arguments. `language` is either a prompt set, "zh" (lagent's default prompts) or "en",
+    or lagent's dict for the language role (then the prompts are Chinese unless given). `meta_prompt`,
+    `interpreter_prompt` and `plugin_prompt` override the set's texts; `plugin_prompt` must contain
+    `{prompt}` where the tool list goes. `few_shot` is a list of example conversations (lists of
+    messages) placed after the system prompts. `tool` and `execute` are lagent's role configs; only the
+    token spellings in `tool` are used (`start_token`, `name_map`, `end`).
+    """
+
+    def __init__(
+        self,
+        meta_prompt: str | None = None,
+        interpreter_prompt: str | None = None,
+        plugin_prompt: str | None = None,
+        few_shot: list[list[dict]] | None = None,
+        language: str | dict | None = "zh",
+        tool: dict | None = None,
+        execute: dict | None = None,
+    ) -> None:
+        prompt_set = language if isinstance(language, str) else "zh"
+        if prompt_set not in PROMPTS:
+            raise ValueError(f"language must be one of {sorted(PROMPTS)}, got {language!r}")
+        defaults = PROMPTS[prompt_set]
+        self.prompt_language = prompt_set
+        self.meta_prompt = defaults["meta"] if meta_prompt is None else meta_prompt
+        self.interpreter_prompt = defaults["interpreter"] if interpreter_prompt is None else interpreter_prompt
+        self.plugin_prompt = defaults["plugin"] if plugin_prompt is None else plugin_prompt
+        self.few_shot = list(few_shot or [])
+        tool = tool or {}
+        self.start_token = tool.get("start_token", "<|action_start|>")
+        name_map = tool.get("name_map", {})
+        self.plugin_token = name_map.get("plugin", "<|plugin|>")
+        self.interpreter_token = name_map.get("interpreter", "<|interpreter|>")
+        self.end_token = tool.get("end", "<|action_end|>\n")
+        self.execute = execute or {}
+
+    # -- format --------------------------------------------------------------------------------
+    def system_messages(self, tools: Sequence[ToolSpecLike] = (), interpreter: ToolSpecLike | None = None) -> list[dict]:
+        """The system prompts: meta, interpreter (when there is one) and the plugin tool list."""
+        messages: list[dict] = []
+        if self.meta_prompt:
+            messages.append({"role": "system", "content": self.meta_prompt})
+        if interpreter is not None and self.interpreter_prompt:
+            code_prompt = getattr(interpreter, "description", "") or ""
+            content = self.interpreter_prompt.replace("{code_prompt}", code_prompt)
+            messages.append({"role": "system", "content": content, "name": "interpreter"})
+        if tools and self.plugin_prompt:
+            listing = json.dumps(describe_tools(tools), ensure_ascii=False, indent=4)
+            messages.append({"role": "system", "content": self.plugin_prompt.replace("{prompt}", listing), "name": "plugin"})
+        return messages
+
+    def format(
+        self,
+        history: Iterable[Message | dict],
+        plugin_executor: Any = None,
+        interpreter_executor: Any = None,
+        **kwargs: Any,
+    ) -> list[dict]:
+        """Messages for the model: system prompts, few-shot examples, then the history.
+
+        `history` holds `Message`s or lagent-style dicts (lagent's `inner_step`, roles `language`/`tool`
+        included). `plugin_executor` / `interpreter_executor` are inkagent or lagent `ActionExecutor`s.
+        """
+        tools = _specs_of(plugin_executor)
+        interpreter_specs = _specs_of(interpreter_executor)
+        formatted = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
+        for example in self.few_shot:
+            formatted += [self.format_message(m) for m in _from_lagent_steps(example)]
+        formatted += [self.format_message(m) for m in _from_lagent_steps(list(history))]
+        return formatted
+
+    def format_message(self, message: Message) -> dict:
+        if message.role == "assistant":
+            content = message.content + "".join(self.format_call(call) for call in message.tool_calls)
+            return {"role": "assistant", "content": content}
+        out: dict = {"role": message.role, "content": message.content}
+        if message.name:
+            out["name"] = message.name
+        return out
+
+    def format_call(self, call: ToolCall) -> str:
+        """The text of one call as the model writes it."""
+        if call.kind == "interpreter":
+            body = "```python\n" + str(call.arguments.get("command", "")) + "\n```"
+            return f"{self.start_token}{self.interpreter_token}\n{body}{self.end_token}"
+        body = json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
+        return f"{self.start_token}{self.plugin_token}\n{body}{self.end_token}"
+
+    def format_result(self, call: ToolCall, result: ActionResult) -> Message:
+        """The environment message that answers `call`."""
+        return Message(role="environment", content=result.text(), name=call.kind)
+
+    # -- parse ---------------------------------------------------------------------------------
+    def stream_parser(self, interpreter_name: str = "IPythonInterpreter") -> Internlm2StreamParser:
+        """A fresh incremental parser for one model output."""
+        return Internlm2StreamParser(interpreter_name=interpreter_name)
+
+    def parse(self, text: str, interpreter_name: str = "IPythonInterpreter") -> ParsedTurn:
+        """Parse one whole model output. Never raises."""
+        parser = self.stream_parser(interpreter_name)
+        parser.feed(text)
+        parser.close()
+        return parser.result()
+
+
+def _specs_of(executor: Any) -> list:
+    """Tool specs of an inkagent executor, or lagent `get_actions_info()` dicts of a lagent one."""
+    if executor is None:
+        return []
+    if hasattr(executor, "specs"):
+        return list(executor.specs())
+    return list(executor.get_actions_info())
+
+
+def _from_lagent_steps(steps: list[Message | dict]) -> list[Message]:
+    """Accept inkagent `Message`s and lagent's inner steps (roles `language`, `tool`, `environment`)."""
+    messages: list[Message] = []
+    for step in steps:
+        if isinstance(step, Message):
+            messages.append(step)
+            continue
+        role = step.get("role")
+        if role == "language":
+            messages.append(Message(role="assistant", content=step.get("content", "")))
+        elif role == "tool":
+            content = step.get("content")
+            kind = step.get("name", "plugin")
+            if isinstance(content, dict):
+                arguments = content.get("parameters", content.get("arguments", {}))
+                call = ToolCall(kind=kind, name=content.get("name", ""), arguments=arguments)
+            else:
+                call = ToolCall(kind="interpreter", name="IPythonInterpreter", arguments={"command": str(content)})
+            if messages and messages[-1].role == "assistant":
+                messages[-1].tool_calls.append(call)
+            else:
+                messages.append(Message(role="assistant", tool_calls=[call]))
+        else:
+            messages.append(Message(role=role, content=step.get("content", ""), name=step.get("name")))
+    return messages

@@ -1,0 +1,247 @@
+"""Incremental parser for InternLM2 model output.
+
+The output is language, optionally followed by tool calls:
+
+    thought<|action_start|><|plugin|>\n{"name": ..., "parameters": {...}}<|action_end|>\n<|im_end|>
+    thought<|action_start|><|interpreter|>\n```python\ncode\n```<|action_end|>
+
+The parser is a small state machine over special-token markers, fed chunk by chunk while the model
+streams. Language streams out as it arrives (a tail that could be the start of a marker is held back);
+a call is announced when its `<|action_start|><|name|>` arrives and returned at `<|action_end|>` or the
+end of the output. It never raises: anything malformed becomes an error entry with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from ..schema import CallKind, ParsedTurn, ToolCall
+
+ACTION_START = "<|action_start|>"
+ACTION_END = "<|action_end|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+PLUGIN = "<|plugin|>"
+INTERPRETER = "<|interpreter|>"
+
+# XComposer2's tokenizer spells InternLM2's special tokens as unused tokens.
+ALIASES = {
+    "[UNUSED_TOKEN_141]": PLUGIN,
+    "[UNUSED_TOKEN_142]": INTERPRETER,
+    "[UNUSED_TOKEN_143]": ACTION_END,
+    "[UNUSED_TOKEN_144]": ACTION_START,
+    "[UNUSED_TOKEN_145]": IM_END,
+    "[UNUSED_TOKEN_146]": IM_START,
+}
+_CANONICAL = {token: token for token in (ACTION_START, ACTION_END, IM_START, IM_END, PLUGIN, INTERPRETER)}
+_MARKERS = {**_CANONICAL, **ALIASES}
+_MARKER_RE = re.compile("|".join(re.escape(m) for m in sorted(_MARKERS, key=len, reverse=True)))
+_MAX_MARKER = max(len(m) for m in _MARKERS)
+_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_KIND_OF = {PLUGIN: "plugin", INTERPRETER: "interpreter"}
+
+PLUGIN_CALL_HINT = 'Write a plugin call as {"name": "<tool name>", "parameters": {<arguments>}}.'
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    """Language that arrived (streamed as soon as it cannot be the start of a marker)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """`<|action_start|><|kind|>` arrived: a call is being written."""
+
+    kind: CallKind
+
+
+@dataclass(frozen=True)
+class CallParsed:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class CallInvalid:
+    message: str
+    raw: str
+
+
+StreamItem = TextPiece | CallStarted | CallParsed | CallInvalid
+
+
+def normalize_special_tokens(text: str) -> str:
+    """Replace XComposer2's `[UNUSED_TOKEN_14x]` spellings with InternLM2's special tokens."""
+    return _MARKER_RE.sub(lambda m: _MARKERS[m.group(0)], text)
+
+
+def _held_back(text: str) -> int:
+    """Length of the longest suffix of `text` that could be the start of a marker."""
+    for size in range(min(_MAX_MARKER - 1, len(text)), 0, -1):
+        tail = text[-size:]
+        if any(marker.startswith(tail) for marker in _MARKERS):
+            return size
+    return 0
+
+
+def decode_plugin_call(body: str) -> ToolCall | str:
+    """Decode a plugin call body into a `ToolCall`, or return the reason it is malformed."""
+    text = body.strip()
+    fence = _FENCE_RE.fullmatch(text)
+    if fence:  # some models wrap the JSON in a ```json fence
+        text = fence.group(2).strip()
+    if not text:
+        return f"The plugin call is empty. {PLUGIN_CALL_HINT}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (
+            f"The plugin call is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}). "
+            + PLUGIN_CALL_HINT
+        )
+    if not isinstance(data, dict):
+        return f"The plugin call must be a JSON object, got {type(data).__name__}. {PLUGIN_CALL_HINT}"
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return f'The plugin call has no "name" (a string naming the tool). {PLUGIN_CALL_HINT}'
+    key = "parameters" if "parameters" in data else "arguments"
+    arguments = data.get(key, {})
+    if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            return f'The "{key}" string of the plugin call is not valid JSON ({exc.msg}). {PLUGIN_CALL_HINT}'
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return f'The "{key}" of the plugin call must be a JSON object, got {type(arguments).__name__}.'
+    return ToolCall(kind="plugin", name=name.strip(), arguments=arguments)
+
+
+def decode_interpreter_call(body: str, name: str = "IPythonInterpreter") -> ToolCall | str:
+    """Extract the code of an interpreter call (from a ``` fence when there is one)."""
+    text = body.strip()
+    fence = _FENCE_RE.search(text)
+    code = fence.group(2) if fence else text
+    code = code.strip("\n").rstrip()
+    if not code.strip():
+        return "The interpreter call holds no code. Put the Python code after <|interpreter|>."
+    return ToolCall(kind="interpreter", name=name, arguments={"command": code})
+
+
+@dataclass
+class Internlm2StreamParser:
+    """Feed model output chunk by chunk; read `StreamItem`s as they become certain.
+
+    `feed()` returns the items completed by that chunk; `close()` flushes at the end of the output;
+    `result()` gives the whole turn as a `ParsedTurn`.
+    """
+
+    interpreter_name: str = "IPythonInterpreter"
+    _buffer: str = ""
+    _state: str = "text"  # text -> action_name -> action_body -> text ... -> done
+    _kind: str = ""
+    _body: list[str] = field(default_factory=list)
+    _thought: list[str] = field(default_factory=list)
+    _calls: list[ToolCall] = field(default_factory=list)
+    _errors: list[str] = field(default_factory=list)
+    _closed: bool = False
+
+    def feed(self, chunk: str) -> list[StreamItem]:
+        if self._state == "done" or not chunk:
+            return []
+        self._buffer += chunk
+        return self._advance(final=False)
+
+    def close(self) -> list[StreamItem]:
+        if self._closed:
+            return []
+        self._closed = True
+        items = self._advance(final=True)
+        if self._state == "action_name":
+            items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+        elif self._state == "action_body":
+            items.append(self._finish_call())  # no <|action_end|>: decode what there is
+        self._state = "done"
+        return items
+
+    def result(self) -> ParsedTurn:
+        return ParsedTurn(thought="".join(self._thought).strip(), calls=list(self._calls), errors=list(self._errors))
+
+    # -- internals -----------------------------------------------------------------------------
+    def _advance(self, final: bool) -> list[StreamItem]:
+        items: list[StreamItem] = []
+        while self._buffer and self._state != "done":
+            match = _MARKER_RE.search(self._buffer)
+            if match is None:
+                keep = 0 if final else _held_back(self._buffer)
+                self._consume_plain(self._buffer[: len(self._buffer) - keep], items, final)
+                self._buffer = self._buffer[len(self._buffer) - keep :]
+                break
+            self._consume_plain(self._buffer[: match.start()], items, final=True)
+            self._buffer = self._buffer[match.end() :]
+            self._on_marker(_MARKERS[match.group(0)], items)
+        return items
+
+    def _consume_plain(self, text: str, items: list[StreamItem], final: bool) -> None:
+        if not text:
+            return
+        if self._state == "text":
+            self._thought.append(text)
+            items.append(TextPiece(text))
+        elif self._state == "action_name":
+            if text.strip():  # neither <|plugin|> nor <|interpreter|>: collect it to report at the end
+                self._kind, self._body, self._state = "unknown", [text], "action_body"
+        elif self._state == "action_body":
+            self._body.append(text)
+
+    def _on_marker(self, marker: str, items: list[StreamItem]) -> None:
+        state = self._state
+        if marker in (IM_END, IM_START):
+            if state == "action_name":
+                items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+            elif state == "action_body":
+                items.append(self._finish_call())
+            self._state = "done"
+            self._buffer = ""
+        elif marker == ACTION_START:
+            if state == "action_body":  # a new call before the previous one ended
+                items.append(self._finish_call())
+            self._state = "action_name"
+        elif marker in (PLUGIN, INTERPRETER):
+            if state == "action_name":
+                self._kind, self._body, self._state = _KIND_OF[marker], [], "action_body"
+                items.append(CallStarted(self._kind))  # type: ignore[arg-type]
+            elif state == "action_body":
+                self._body.append(marker)
+            # a bare <|plugin|> in language is dropped: it is not a call without <|action_start|>
+        elif marker == ACTION_END:
+            if state == "action_body":
+                items.append(self._finish_call())
+            elif state == "action_name":
+                items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+                self._state = "text"
+
+    def _finish_call(self) -> StreamItem:
+        body = "".join(self._body)
+        self._body, self._state = [], "text"
+        if self._kind == "unknown":
+            decoded = (
+                f"Unknown call type after <|action_start|>: {body.strip()[:40]!r}. "
+                "Write <|action_start|><|plugin|> or <|action_start|><|interpreter|>."
+            )
+        elif self._kind == "interpreter":
+            decoded = decode_interpreter_call(body, self.interpreter_name)
+        else:
+            decoded = decode_plugin_call(body)
+        if isinstance(decoded, str):
+            return self._invalid(decoded, raw=body)
+        self._calls.append(decoded)
+        return CallParsed(decoded)
+
+    def _invalid(self, message: str, raw: str = "") -> CallInvalid:
+        self._errors.append(message)
+        return CallInvalid(message, raw)

@@ -1,0 +1,214 @@
+"""Typed data that flows through an agent: messages, tool calls, action results and events.
+
+Everything here is a pydantic model so it can be validated, printed and written to a trace as JSON.
+lagent's dataclasses (`ActionReturn`, `AgentReturn`) are produced only at the edge, for lagent users.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CallKind = Literal["plugin", "interpreter"]
+
+
+def _new_id() -> str:
+    return "call_" + uuid.uuid4().hex[:12]
+
+
+class ToolCall(BaseModel):
+    """One call the model asked for: a plugin (JSON) call or interpreter code."""
+
+    kind: CallKind = "plugin"
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field(default_factory=_new_id)
+
+
+class Message(BaseModel):
+    """A chat message. Assistant messages may carry the tool calls the model made."""
+
+    role: Literal["system", "user", "assistant", "environment"]
+    content: str = ""
+    name: str | None = None  # "plugin" / "interpreter" for tool prompts and tool results
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+
+
+class ActionResult(BaseModel):
+    """What running one tool call produced. `error` is set when the call failed."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    output: str = ""
+    error: str | None = None
+    error_type: str | None = None  # invalid_call, unknown_tool, invalid_arguments, tool_error, timeout
+    files: list[str] = Field(default_factory=list)  # images and other files the action produced
+    duration_s: float = 0.0
+    call_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def text(self) -> str:
+        """The text the model sees as the environment's answer."""
+        if self.error is not None:
+            return self.error
+        parts = [self.output] if self.output else []
+        parts += [f"[image]({path})" for path in self.files]
+        return "\n".join(parts)
+
+    def to_lagent(self, thought: str | None = None):
+        """Convert to lagent's `ActionReturn` (for `chat()` and `stream_chat()` callers)."""
+        from lagent.schema import ActionReturn, ActionStatusCode
+
+        result = [{"type": "text", "content": self.output}] if self.output else []
+        result += [{"type": "image", "content": path} for path in self.files]
+        if self.error is None:
+            state = ActionStatusCode.SUCCESS
+        elif self.error_type in ("invalid_arguments", "invalid_call", "unknown_tool"):
+            state = ActionStatusCode.ARGS_ERROR
+        else:
+            state = ActionStatusCode.API_ERROR
+        return ActionReturn(
+            args=self.arguments,
+            type=self.name,
+            result=result,
+            errmsg=self.error,
+            state=state,
+            thought=thought,
+        )
+
+    @classmethod
+    def from_lagent(cls, action_return: Any, name: str | None = None) -> ActionResult:
+        """Build from a lagent `ActionReturn` (what lagent actions return)."""
+        from lagent.schema import ActionStatusCode
+
+        texts, files = [], []
+        for item in action_return.result or []:
+            if item.get("type") == "text":
+                texts.append(str(item.get("content", "")))
+            else:
+                files.append(str(item.get("content", "")))
+        failed = action_return.state not in (ActionStatusCode.SUCCESS, int(ActionStatusCode.SUCCESS))
+        return cls(
+            name=name or action_return.type or "",
+            arguments=action_return.args or {},
+            output="\n".join(texts),
+            files=files,
+            error=(action_return.errmsg or "the action failed") if failed else None,
+            error_type="tool_error" if failed else None,
+        )
+
+
+class AgentState(str, enum.Enum):
+    """How a run ended."""
+
+    ANSWERED = "answered"
+    MAX_TURN = "max_turn"  # the turn budget ran out before an answer
+    REPEATED_FAILURE = "repeated_failure"  # the model repeated a call that had just failed
+    LLM_ERROR = "llm_error"  # the backend failed
+    CANCELLED = "cancelled"
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    time: float = Field(default_factory=time.time)
+
+
+class UserMessage(_Event):
+    """The user's message that starts a run."""
+
+    type: Literal["user"] = "user"
+    text: str
+
+
+class PromptSent(_Event):
+    """The messages handed to the model at the start of a turn."""
+
+    type: Literal["prompt"] = "prompt"
+    turn: int
+    messages: list[dict[str, Any]]
+
+
+class TextDelta(_Event):
+    """A piece of the model's language (thought or answer), as it streams."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ModelOutput(_Event):
+    """The model's whole raw output for one turn, special tokens included."""
+
+    type: Literal["model_output"] = "model_output"
+    turn: int
+    text: str
+    duration_s: float
+
+
+class ToolCallStarted(_Event):
+    type: Literal["tool_call"] = "tool_call"
+    call: ToolCall
+
+
+class ToolResult(_Event):
+    type: Literal["tool_result"] = "tool_result"
+    call: ToolCall
+    result: ActionResult
+
+
+class AgentError(_Event):
+    """Something went wrong that the model is told about (a malformed call) or that ends the run."""
+
+    type: Literal["error"] = "error"
+    kind: str  # parse_error, llm_error, max_turn, repeated_failure
+    message: str
+    raw: str | None = None
+
+
+class FinalAnswer(_Event):
+    type: Literal["final_answer"] = "final_answer"
+    text: str
+    state: AgentState = AgentState.ANSWERED
+
+
+AgentEvent = Annotated[
+    UserMessage | PromptSent | TextDelta | ModelOutput | ToolCallStarted | ToolResult | AgentError | FinalAnswer,
+    Field(discriminator="type"),
+]
+
+
+class ParsedTurn(BaseModel):
+    """What the protocol made of one model output."""
+
+    thought: str = ""  # the language before (and between) calls, or the whole answer
+    calls: list[ToolCall] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)  # malformed calls, with the reason
+
+    @property
+    def is_answer(self) -> bool:
+        return not self.calls and not self.errors
+
+
+class ToolSpec(BaseModel):
+    """A tool as the model sees it: its name (`Tool` or `Toolkit.api`), description and JSON Schema.
+
+    `parameters` is a JSON Schema object (`{"type": "object", "properties": ..., "required": [...]}`),
+    the form OpenAI tools use; the InternLM2 plugin prompt is rendered from it.
+    """
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}, "required": []})
+
+    def openai_tool(self) -> dict[str, Any]:
+        """This tool in the OpenAI `tools` format."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}

@@ -1,0 +1,105 @@
+"""`inkagent run` and config files, as a user drives them from a shell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import yaml
+
+from conftest import ROOT, run_cli
+
+
+def test_help_and_version_do_not_import_heavy_libraries():
+    code = ("import sys, inkagent.cli as c; c.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'jupyter_client', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "inkagent 0.1.0" in run_cli("--version").stdout
+    assert "run" in run_cli("--help").stdout
+
+
+def test_scripted_demo_runs_offline_and_answers(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    proc = run_cli("run", "configs/scripted.yaml", "--trace", str(trace), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["answer"] == "17 * 23 = 391." and result["state"] == "answered"
+    assert result["tool_calls"][0]["output"] == "391"
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [r["type"] for r in records][-1] == "final_answer"
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def write_yaml(tmp_path, data: dict):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_bad_config_names_file_and_key_without_traceback(tmp_path):
+    path = write(tmp_path, """\
+        llm: {type: ScriptedLLM}
+        agent: {max_turn: zero}
+        """)
+    proc = run_cli("run", str(path), "--task", "x")
+    assert proc.returncode == 2
+    assert f"{path}: agent.max_turn:" in proc.stderr and "integer" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_action_and_unknown_key_are_named(tmp_path):
+    path = write(tmp_path, """\
+        llm: {type: ScriptedLLM}
+        actions: [Calculator3000]
+        """)
+    proc = run_cli("run", str(path), "--task", "x")
+    assert proc.returncode == 2 and "actions[0].type" in proc.stderr and "Calculator3000" in proc.stderr
+    path = write(tmp_path, "llm: {type: ScriptedLLM}\nmodel: oops\n")
+    proc = run_cli("run", str(path), "--task", "x")
+    assert proc.returncode == 2 and "model: unknown key" in proc.stderr
+    proc = run_cli("run", str(tmp_path / "missing.yaml"), "--task", "x")
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+
+
+def test_yaml_syntax_error_gives_the_line(tmp_path):
+    path = write(tmp_path, "llm:\n  type: [ScriptedLLM\n")
+    proc = run_cli("run", str(path), "--task", "x")
+    assert proc.returncode == 2 and "line" in proc.stderr and "not valid YAML" in proc.stderr
+
+
+def test_plugin_file_referenced_by_path_runs(tmp_path):
+    (tmp_path / "my_tools.py").write_text(textwrap.dedent('''\
+        from inkagent.actions import tool
+
+        @tool
+        def shout(text: str) -> str:
+            """Upper-case a text.
+
+            Args:
+                text: what to shout
+            """
+            return text.upper() + "!"
+        '''))
+    call = '<|action_start|><|plugin|>\n{"name": "shout", "parameters": {"text": "hello"}}<|action_end|>\n'
+    path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM", "responses": [call, "It said HELLO!<|im_end|>"]},
+                                 "actions": ["./my_tools.py:shout"]})
+    proc = run_cli("run", str(path), "--task", "shout hello", "--json", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tool_calls"][0]["output"] == "HELLO!"
+
+
+def test_no_answer_exits_1_and_says_why(tmp_path):
+    call = '<|action_start|><|plugin|>\n{"name": "nothing"}<|action_end|>'
+    path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM", "responses": [call], "cycle": True},
+                                 "agent": {"max_turn": 2}})
+    proc = run_cli("run", str(path), "--task", "x", "--trace", str(tmp_path / "t.jsonl"))
+    assert proc.returncode == 1
+    assert "no answer" in proc.stderr
