@@ -124,6 +124,8 @@ def bind_apis(action: Any) -> list[BoundApi]:
     """The APIs of any supported action: an inkagent `Action`, a `@tool` function, or a lagent `BaseAction`."""
     if isinstance(action, Action):
         return action.apis()
+    if hasattr(action, "as_action"):  # a skill agent offering itself as a tool
+        return bind_apis(action.as_action())
     if isinstance(action, FunctionTool):
         return [BoundApi(spec=action.spec, arguments_model=action.arguments_model, fn=action.fn, owner=action)]
     description = getattr(action, "description", None)

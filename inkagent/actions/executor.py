@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ class ActionExecutor:
         self.parallel = parallel
         self.actions: dict[str, Any] = {}
         self._apis: dict[str, BoundApi] = {}
+        self._specs: list[ToolSpec] | None = None
         for action in actions:
             self.add_action(action)
 
@@ -66,17 +68,21 @@ class ActionExecutor:
         if name in self.actions or clashes:
             raise ValueError(f"two actions are named {name!r}: give one of them another name")
         self.actions[name] = action
+        self._specs = None
         for bound in apis:
             self._apis[bound.spec.name] = bound
 
     def del_action(self, name: str) -> None:
         self.actions.pop(name, None)
+        self._specs = None
         for api_name in [n for n in self._apis if n == name or n.startswith(name + ".")]:
             del self._apis[api_name]
 
     def specs(self) -> list[ToolSpec]:
         """What the model is told about each API."""
-        return [bound.spec for bound in self._apis.values()]
+        if self._specs is None:
+            self._specs = [bound.spec for bound in self._apis.values()]
+        return list(self._specs)
 
     def action_names(self, only_enable: bool = True) -> list[str]:
         return list(self.actions)
@@ -122,6 +128,10 @@ class ActionExecutor:
     def run_all(self, calls: Sequence[ToolCall]) -> list[ActionResult]:
         """Run the calls of one turn (concurrently when `parallel`), results in call order."""
         jobs = [_Job(self, call) for call in calls]
+        if self.timeout_s is None and (len(jobs) == 1 or not self.parallel):
+            for job in jobs:  # no time limit to enforce: run in this thread, skip the hand-off
+                job.run_inline()
+            return [job.result for job in jobs]
         if self.parallel and len(jobs) > 1:
             for job in jobs:
                 job.start()
@@ -171,18 +181,57 @@ class ActionExecutor:
         return result
 
 
+class _Workers:
+    """Daemon threads that run calls, reused between calls (a thread start costs more than a hand-off).
+
+    A call that hangs keeps its thread; the pool then starts another, so a hung tool never blocks later
+    calls or the interpreter's exit. Threads idle for a minute leave.
+    """
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, task) -> None:
+        with self._lock:  # put under the lock: a worker leaving checks the queue under it too
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._work, name="inkagent-call", daemon=True).start()
+            self._tasks.put(task)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._tasks.empty():
+                        self._idle -= 1
+                        return
+                continue
+            task()
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _Workers()
+
+
 class _Job:
-    """One call on its own daemon thread, so a hung tool cannot block the agent or interpreter exit."""
+    """One call, run on a pool thread so that a hung tool cannot block the agent."""
 
     def __init__(self, executor: ActionExecutor, call: ToolCall):
         self.executor, self.call = executor, call
         self.result: ActionResult = _failure(call, "tool_error", "the call did not run")
         self.started = False
         self._done = threading.Event()
-        self._thread: threading.Thread | None = None
         self._start_time = time.perf_counter()
 
-    def start(self) -> None:
+    def start(self, thread: bool = True) -> None:
         self.started = True
         self._start_time = time.perf_counter()
         prepared = self.executor._prepare(self.call)
@@ -191,8 +240,13 @@ class _Job:
             self._done.set()
             return
         self._bound, self._arguments = prepared
-        self._thread = threading.Thread(target=self._target, name=f"inkagent-call-{self.call.name}", daemon=True)
-        self._thread.start()
+        if not thread:
+            self._target()
+            return
+        _WORKERS.submit(self._target)
+
+    def run_inline(self) -> None:
+        self.start(thread=False)
 
     def _target(self) -> None:
         call = self.call

@@ -144,9 +144,11 @@ class Internlm2Agent:
                 for chunk in stream_llm(self.llm, prompt, **gen_params):
                     raw.append(chunk)
                     for item in parser.feed(chunk):
-                        yield from self._on_item(item, invalid)
+                        if (event := self._on_item(item, invalid)) is not None:
+                            yield event
                 for item in parser.close():
-                    yield from self._on_item(item, invalid)
+                    if (event := self._on_item(item, invalid)) is not None:
+                        yield event
             except Exception as exc:  # the backend failed: end the run with the reason, keep the session
                 reason = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
                 logger.debug("model call failed", exc_info=True)
@@ -187,14 +189,16 @@ class Internlm2Agent:
         yield AgentError(kind="max_turn", message=f"No answer after max_turn={self.max_turn} model calls.")
         yield FinalAnswer(text="", state=AgentState.MAX_TURN)
 
-    def _on_item(self, item: Any, invalid: list[CallInvalid]) -> Iterator[AgentEvent]:
+    def _on_item(self, item: Any, invalid: list[CallInvalid]) -> AgentEvent | None:
+        """The event for one parser item (a call is announced once it is complete)."""
         if isinstance(item, TextPiece):
-            yield TextDelta(text=item.text)
-        elif isinstance(item, CallParsed):
-            yield ToolCallStarted(call=item.call)
-        elif isinstance(item, CallInvalid):
+            return TextDelta(text=item.text)
+        if isinstance(item, CallParsed):
+            return ToolCallStarted(call=item.call)
+        if isinstance(item, CallInvalid):
             invalid.append(item)
-            yield AgentError(kind="parse_error", message=item.message, raw=item.raw)
+            return AgentError(kind="parse_error", message=item.message, raw=item.raw)
+        return None
 
     def _run_calls(self, calls: list[ToolCall]) -> list[ActionResult]:
         results: list[ActionResult | None] = [None] * len(calls)

@@ -20,64 +20,84 @@ def _call_dict(call) -> dict:
     return {"name": call.name, "parameters": call.arguments}
 
 
-def stream_agent_returns(events: Iterable) -> Iterator:
-    """Yield `AgentReturn` snapshots with lagent's `AgentStatusCode` sequence.
+class _AgentReturnBuilder:
+    """Keeps one `AgentReturn` up to date with the events of a run, in lagent's `AgentStatusCode` terms.
 
     STREAM_ING while language streams; PLUGIN_START/CODING, then PLUGIN_END/CODE_END with the call;
     PLUGIN_RETURN/CODE_RETURN once its result is in `actions`; a final END (or the failure's code).
     """
-    from lagent.schema import AgentReturn, AgentStatusCode
 
-    agent_return = AgentReturn(state=AgentStatusCode.SESSION_READY)
-    call_states = {AgentStatusCode.PLUGIN_END, AgentStatusCode.CODE_END}
-    language = ""
-    errors: list[str] = []
-    for event in events:
+    def __init__(self) -> None:
+        from lagent.schema import AgentReturn, AgentStatusCode
+
+        self.codes = AgentStatusCode
+        self.value = AgentReturn(state=AgentStatusCode.SESSION_READY)
+        self.language = ""
+        self.last_error = ""
+
+    def update(self, event) -> str | None:
+        """Apply one event. Returns "show" when a snapshot is due, "call" when a call starts (show the
+        START state, then `call_end()` and show again), None when nothing changed for a lagent reader."""
+        codes, ret = self.codes, self.value
         if isinstance(event, PromptSent):
-            language = ""
-            continue
+            self.language = ""
+            return None
         if isinstance(event, TextDelta):
-            language += event.text
-            if not event.text.strip() and agent_return.state in call_states:
-                continue  # the newline after <|action_end|> is not new language
-            agent_return.state, agent_return.response = AgentStatusCode.STREAM_ING, language
-        elif isinstance(event, ToolCallStarted):
+            self.language += event.text
+            if not event.text.strip() and ret.state in (codes.PLUGIN_END, codes.CODE_END):
+                return None  # the newline after <|action_end|> is not new language
+            ret.state, ret.response = codes.STREAM_ING, self.language
+            return "show"
+        if isinstance(event, ToolCallStarted):
             plugin = event.call.kind == "plugin"
-            agent_return.state = AgentStatusCode.PLUGIN_START if plugin else AgentStatusCode.CODING
-            agent_return.response = language.strip()
-            yield deepcopy(agent_return)
-            agent_return.state = AgentStatusCode.PLUGIN_END if plugin else AgentStatusCode.CODE_END
-            agent_return.response = _call_dict(event.call)
-            agent_return.inner_steps.append({"role": "language", "content": language.strip()})
-            agent_return.inner_steps.append({"role": "tool", "content": _call_dict(event.call), "name": event.call.kind})
-        elif isinstance(event, ToolResult):
+            ret.state = codes.PLUGIN_START if plugin else codes.CODING
+            ret.response = self.language.strip()
+            ret.inner_steps.append({"role": "language", "content": self.language.strip()})
+            ret.inner_steps.append({"role": "tool", "content": _call_dict(event.call), "name": event.call.kind})
+            return "call"
+        if isinstance(event, ToolResult):
             plugin = event.call.kind == "plugin"
-            agent_return.actions.append(event.result.to_lagent(thought=language.strip()))
-            agent_return.inner_steps.append({"role": "environment", "content": event.result.text(), "name": event.call.kind})
-            agent_return.state = AgentStatusCode.PLUGIN_RETURN if plugin else AgentStatusCode.CODE_RETURN
-            language = ""
-        elif isinstance(event, AgentError):
-            errors.append(event.message)
+            ret.actions.append(event.result.to_lagent(thought=self.language.strip()))
+            ret.inner_steps.append({"role": "environment", "content": event.result.text(), "name": event.call.kind})
+            ret.state = codes.PLUGIN_RETURN if plugin else codes.CODE_RETURN
+            return "show"
+        if isinstance(event, AgentError):
+            self.last_error = event.message
             if event.kind == "parse_error":
-                agent_return.inner_steps.append({"role": "environment", "content": event.message, "name": "plugin"})
-            continue
-        elif isinstance(event, FinalAnswer):
-            agent_return.state = getattr(AgentStatusCode, _END_STATE_CODES[event.state])
-            agent_return.response = event.text
+                ret.inner_steps.append({"role": "environment", "content": event.message, "name": "plugin"})
+            return None
+        if isinstance(event, FinalAnswer):
+            ret.state = getattr(codes, _END_STATE_CODES[event.state])
+            ret.response = event.text
             if event.state == AgentState.ANSWERED:
-                agent_return.inner_steps.append({"role": "language", "content": event.text})
+                ret.inner_steps.append({"role": "language", "content": event.text})
             else:
-                agent_return.errmsg = "; ".join(errors[-1:]) or event.state.value
-        else:
-            continue
-        yield deepcopy(agent_return)
+                ret.errmsg = self.last_error or event.state.value
+            return "show"
+        return None
+
+    def call_end(self, event: ToolCallStarted) -> None:
+        plugin = event.call.kind == "plugin"
+        self.value.state = self.codes.PLUGIN_END if plugin else self.codes.CODE_END
+        self.value.response = _call_dict(event.call)
+
+
+def stream_agent_returns(events: Iterable) -> Iterator:
+    """Yield `AgentReturn` snapshots with lagent's `AgentStatusCode` sequence."""
+    builder = _AgentReturnBuilder()
+    for event in events:
+        step = builder.update(event)
+        if step == "call":
+            yield deepcopy(builder.value)
+            builder.call_end(event)
+        if step is not None:
+            yield deepcopy(builder.value)
 
 
 def agent_return_from_events(events: Iterable):
-    """The final `AgentReturn` of a run."""
-    from lagent.schema import AgentReturn
-
-    last = AgentReturn()
-    for last in stream_agent_returns(events):  # noqa: B007
-        pass
-    return last
+    """The final `AgentReturn` of a run (no intermediate copies)."""
+    builder = _AgentReturnBuilder()
+    for event in events:
+        if builder.update(event) == "call":
+            builder.call_end(event)
+    return builder.value

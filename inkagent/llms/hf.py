@@ -46,7 +46,10 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def hub_offline() -> bool:
     """Whether the user asked for offline mode (read now, not when huggingface_hub was imported)."""
-    return any(os.environ.get(name, "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUE
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def resolve_model_source(path: str) -> str:
@@ -140,7 +143,9 @@ class HFTransformer(LLM):
         self.tokenizer = self._load_tokenizer(
             resolve_model_source(tokenizer_path) if tokenizer_path else source, dict(tokenizer_kwargs or {})
         )
-        self._use_chat_template = meta_template is None and bool(getattr(self.tokenizer, "chat_template", None))
+        self._use_chat_template = meta_template is None and bool(
+            getattr(self.tokenizer, "chat_template", None)
+        )
         if not tokenizer_only:
             self.model = self._load_model(source, dict(model_kwargs or {}), device, dtype, device_map)
 
@@ -165,21 +170,32 @@ class HFTransformer(LLM):
                     "the hub could not be reached or has no such model. Pass a local directory, check the "
                     "id, or set HF_HUB_OFFLINE=1 to use only the local cache."
                 )
-            raise LLMError(f"cannot load the {what} {source!r}: it is not a local directory, and {hint}") from exc
+            raise LLMError(
+                f"cannot load the {what} {source!r}: it is not a local directory, and {hint}"
+            ) from exc
         except ValueError as exc:  # unknown architecture (trust_remote_code?), bad config...
             raise LLMError(f"cannot load the {what} {source!r}: {exc}") from exc
 
     def _load_tokenizer(self, source: str, tokenizer_kwargs: dict) -> Any:
         from transformers import AutoTokenizer
 
-        tokenizer = self._from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs)
+        tokenizer = self._from_pretrained(
+            AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs
+        )
         if tokenizer.pad_token_id is None:
             logger.info("the tokenizer has no padding token; padding with %r", tokenizer.eos_token)
         self._pad_id = next(
-            (i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) if i is not None), 0
+            (
+                i
+                for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+                if i is not None
+            ),
+            0,
         )
         # Text shown to the parser keeps special tokens, except those that carry no meaning.
-        self._skip_ids = frozenset(i for i in (tokenizer.bos_token_id, tokenizer.pad_token_id) if i is not None)
+        self._skip_ids = frozenset(
+            i for i in (tokenizer.bos_token_id, tokenizer.pad_token_id) if i is not None
+        )
         return tokenizer
 
     def _load_model(
@@ -208,7 +224,7 @@ class HFTransformer(LLM):
             model_kwargs["device_map"] = device_map
 
         started = time.perf_counter()
-        logger.info("loading %s (%s)", source, "device_map=%s" % device_map if device_map else device)
+        logger.info("loading %s (%s)", source, f"device_map={device_map}" if device_map else device)
         model = self._from_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **model_kwargs)
         if device_map is None:
             model = model.to(device)
@@ -330,7 +346,12 @@ class HFTransformer(LLM):
         return generated
 
     def generate(self, inputs: str | list[str], **gen_params) -> str | list[str]:
-        """Complete one prompt (returns a str) or a list of prompts as one left-padded batch (a list)."""
+        """Complete one prompt (returns a str) or a list of prompts as one left-padded batch (a list).
+
+        Messages (a list of dicts) are taken as one conversation and rendered first.
+        """
+        if inputs and isinstance(inputs, list) and isinstance(inputs[0], dict):
+            inputs = self.render(inputs)
         single = isinstance(inputs, str)
         prompts = [inputs] if single else list(inputs)
         if not prompts:
@@ -353,7 +374,10 @@ class HFTransformer(LLM):
             prompt_tokens=batch.prompt_tokens,
             completion_tokens=sum(len(ids) for ids in token_ids),
             duration_s=time.perf_counter() - started,
-            extra={"batch_size": len(prompts), "completion_tokens_per_prompt": [len(ids) for ids in token_ids]},
+            extra={
+                "batch_size": len(prompts),
+                "completion_tokens_per_prompt": [len(ids) for ids in token_ids],
+            },
         )
         return texts[0] if single else texts
 

@@ -92,7 +92,9 @@ class GenerationTracker(StoppingCriteria):
         skip_ids: Collection[int],
         on_delta: DeltaCallback | None = None,
     ):
-        self.rows = [RowTracker(decode, stop_words, frozenset(end_ids), frozenset(skip_ids)) for _ in range(batch_size)]
+        self.rows = [
+            RowTracker(decode, stop_words, frozenset(end_ids), frozenset(skip_ids)) for _ in range(batch_size)
+        ]
         self.on_delta = on_delta
         self._seen = prompt_length
         self._cancelled = threading.Event()
@@ -107,7 +109,9 @@ class GenerationTracker(StoppingCriteria):
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None, **kwargs) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None, **kwargs
+    ) -> torch.BoolTensor:
         if self.first_token_s is None:
             self.first_token_s = time.perf_counter() - self._start
         # Usually one new column; reading every column since the last call keeps us right if a

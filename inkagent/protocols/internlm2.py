@@ -61,6 +61,7 @@ class Internlm2Protocol:
         self.interpreter_token = name_map.get("interpreter", "<|interpreter|>")
         self.end_token = tool.get("end", "<|action_end|>\n")
         self.execute = execute or {}
+        self._system_cache: tuple[tuple, list[Any], list[dict]] | None = None
 
     # -- format --------------------------------------------------------------------------------
     def system_messages(self, tools: Sequence[ToolSpecLike] = (), interpreter: ToolSpecLike | None = None) -> list[dict]:
@@ -90,8 +91,15 @@ class Internlm2Protocol:
         included). `plugin_executor` / `interpreter_executor` are inkagent or lagent `ActionExecutor`s.
         """
         tools = _specs_of(plugin_executor)
-        interpreter_specs = _specs_of(interpreter_executor)
-        formatted = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
+        interpreter_specs = _specs_of(interpreter_executor)[:1]
+        # The tool listing is the same every turn: render it once per set of tools. The cache holds the
+        # specs themselves, so their ids cannot be reused by other objects while the entry lives.
+        key = tuple(map(id, tools + interpreter_specs))
+        cached = self._system_cache
+        if cached is None or cached[0] != key:
+            system = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
+            cached = self._system_cache = (key, tools + interpreter_specs, system)
+        formatted = [dict(m) for m in cached[2]]
         for example in self.few_shot:
             formatted += [self.format_message(m) for m in _from_lagent_steps(example)]
         formatted += [self.format_message(m) for m in _from_lagent_steps(list(history))]

@@ -39,6 +39,7 @@ _CANONICAL = {token: token for token in (ACTION_START, ACTION_END, IM_START, IM_
 _MARKERS = {**_CANONICAL, **ALIASES}
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in sorted(_MARKERS, key=len, reverse=True)))
 _MAX_MARKER = max(len(m) for m in _MARKERS)
+_MARKER_PREFIXES = frozenset(m[:i] for m in _MARKERS for i in range(1, len(m)))
 _FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _KIND_OF = {PLUGIN: "plugin", INTERPRETER: "interpreter"}
 
@@ -81,8 +82,7 @@ def normalize_special_tokens(text: str) -> str:
 def _held_back(text: str) -> int:
     """Length of the longest suffix of `text` that could be the start of a marker."""
     for size in range(min(_MAX_MARKER - 1, len(text)), 0, -1):
-        tail = text[-size:]
-        if any(marker.startswith(tail) for marker in _MARKERS):
+        if text[-size:] in _MARKER_PREFIXES:
             return size
     return 0
 
@@ -90,7 +90,7 @@ def _held_back(text: str) -> int:
 def decode_plugin_call(body: str) -> ToolCall | str:
     """Decode a plugin call body into a `ToolCall`, or return the reason it is malformed."""
     text = body.strip()
-    fence = _FENCE_RE.fullmatch(text)
+    fence = _FENCE_RE.fullmatch(text) if text.startswith("```") else None
     if fence:  # some models wrap the JSON in a ```json fence
         text = fence.group(2).strip()
     if not text:

@@ -146,9 +146,23 @@ def build_llm(config: Config) -> Any:
     return _build(config.llm, BUILTIN_LLMS, config, "llm")
 
 
-def build_actions(config: Config) -> list[Any]:
+def build_actions(config: Config, agent_llm: Any = None) -> list[Any]:
+    """The config's actions. An action's `llm:` key may be a backend mapping, or `agent` for the agent's model."""
     table = action_names()
-    return [_build(c, table, config, f"actions[{i}]") for i, c in enumerate(config.actions)]
+    actions = []
+    for i, component in enumerate(config.actions):
+        extra = {}
+        llm_spec = component.kwargs.get("llm")
+        if llm_spec == "agent":
+            extra["llm"] = agent_llm
+        elif isinstance(llm_spec, dict):
+            try:
+                nested = Component.model_validate(llm_spec)
+            except ValidationError as exc:
+                raise ConfigError("expected {type: <backend>, ...}", path=str(config.source), key=f"actions[{i}].llm") from exc
+            extra["llm"] = _build(nested, BUILTIN_LLMS, config, f"actions[{i}].llm")
+        actions.append(_build(component, table, config, f"actions[{i}]", **extra))
+    return actions
 
 
 def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
@@ -166,7 +180,7 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
     if section.type != "Internlm2Agent" and agent_cls.__name__ != "Internlm2Agent":
         return agent_cls(llm=llm, **extra)  # a skill agent takes its own keys
     limits = {"timeout_s": section.tool_timeout_s, "max_output_chars": section.max_output_chars}
-    plugin_executor = ActionExecutor(build_actions(config), **limits) if config.actions else None
+    plugin_executor = ActionExecutor(build_actions(config, llm), **limits) if config.actions else None
     interpreter_executor = None
     if config.interpreter is not None:
         component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))

@@ -1,0 +1,146 @@
+"""Per-turn overhead of the agent loop: lagent 0.2.4's Internlm2Agent vs inkagent's, in one process.
+
+Both agents get the same instant model (a scripted 3-turn task: two plugin calls, then an answer), the
+same 20 lagent toolkits in the prompt, and do the same work per turn: format the prompt, parse the
+output, run the call, record the step. Overhead = wall time per turn minus the model's own time (the
+instant model's rendering of the prompt with the meta template, measured and subtracted for both).
+
+    python benchmarks/agent_overhead.py [--runs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import statistics
+import time
+
+from lagent.actions import ActionExecutor as LagentExecutor
+from lagent.actions import BaseAction, tool_api
+from lagent.agents.internlm2_agent import Internlm2Agent as LagentAgent
+from lagent.agents.internlm2_agent import Internlm2Protocol as LagentProtocol
+
+from inkagent.actions import ActionExecutor
+from inkagent.agents import Internlm2Agent
+from inkagent.llms.base import LLM
+
+N_TOOLS = 20
+TURNS = 3
+
+
+def make_toolkit(index: int) -> BaseAction:
+    def lookup(self, query: str, limit: int = 3) -> str:
+        """Look something up.
+
+        Args:
+            query (str): what to look up
+            limit (int): how many results
+        """
+        return f"tool {index}: {limit} results for {query}"
+
+    def count(self, text: str) -> int:
+        """Count characters.
+
+        Args:
+            text (str): the text
+        """
+        return len(text)
+
+    cls = type(f"BenchTool{index}", (BaseAction,), {
+        "__doc__": f"Benchmark toolkit number {index}.",
+        "lookup": tool_api(lookup),
+        "count": tool_api(count),
+    })
+    return cls()
+
+
+class InstantLLM(LLM):
+    """Answers from a script at once (one chunk). Its own time (rendering the prompt with the meta
+    template, as a real backend does) is counted in `spent` and subtracted: it is the model's, not the agent's."""
+
+    def __init__(self, responses: list[str]):
+        super().__init__(path="instant")
+        self.responses, self.i, self.spent = responses, 0, 0.0
+
+    def _next(self, inputs) -> str:
+        start = time.perf_counter()
+        self.render(inputs)
+        response = self.responses[self.i % len(self.responses)]
+        self.i += 1
+        self.spent += time.perf_counter() - start
+        return response
+
+    def stream_text(self, inputs, **gen_params):
+        yield self._next(inputs)
+
+    def chat(self, inputs, **gen_params):  # lagent's agent calls chat()
+        return self._next(inputs)
+
+
+def script() -> list[str]:
+    def call(tool: int) -> str:
+        body = json.dumps({"name": f"BenchTool{tool}.lookup", "parameters": {"query": "agents", "limit": 2}})
+        return f"Let me look.<|action_start|><|plugin|>\n{body}<|action_end|>\n"
+
+    return [call(3), call(7), "Here is the answer."]
+
+
+def per_turn_us(runners: list, runs: int) -> list[float]:
+    """Median µs per turn of each runner; blocks of runs alternate so machine load affects all alike."""
+    for run_once in runners:
+        for _ in range(20):  # warm up
+            run_once()
+    samples: list[list[float]] = [[] for _ in runners]
+    block = 25
+    for _ in range(max(1, runs // block)):
+        for run_once, out in zip(runners, samples, strict=True):
+            gc.collect()  # each block starts clean: one agent's garbage must not be collected in another's time
+            for _ in range(block):
+                llm = run_once.llm
+                start, model_s = time.perf_counter(), llm.spent
+                run_once()
+                agent_s = time.perf_counter() - start - (llm.spent - model_s)
+                out.append(agent_s / TURNS * 1e6)
+    return [statistics.median(out) for out in samples]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)
+    tools = [make_toolkit(i) for i in range(N_TOOLS)]
+
+    lagent_llm = InstantLLM(script())
+    lagent_agent = LagentAgent(llm=lagent_llm, plugin_executor=LagentExecutor(actions=tools),
+                               protocol=LagentProtocol(), max_turn=TURNS)
+
+    def run_lagent() -> None:
+        result = lagent_agent.chat("find papers about agents")
+        assert result.response == "Here is the answer.", result
+
+    run_lagent.llm = lagent_llm
+
+    def inkagent_runner(timeout_s: float | None):
+        llm = InstantLLM(script())
+        agent = Internlm2Agent(llm=llm, plugin_executor=ActionExecutor(tools, timeout_s=timeout_s), max_turn=TURNS)
+
+        def run_inkagent() -> None:
+            agent.reset()
+            result = agent.chat("find papers about agents")
+            assert result.response == "Here is the answer." and len(result.actions) == 2, result
+
+        run_inkagent.llm = llm
+        return run_inkagent
+
+    lagent_us, same_us, limited_us = per_turn_us([run_lagent, inkagent_runner(None), inkagent_runner(60.0)], args.runs)
+    print(f"tools in prompt: {N_TOOLS * 2} APIs from {N_TOOLS} toolkits; turns per task: {TURNS}; runs: {args.runs}")
+    print(f"lagent 0.2.4 Internlm2Agent:                 {lagent_us:8.1f} µs per turn (median)")
+    print(f"inkagent, no per-call time limit (as lagent): {same_us:8.1f} µs per turn   ratio {lagent_us / same_us:5.1f}x")
+    print(f"inkagent, 60 s time limit (a thread a call):  {limited_us:8.1f} µs per turn   ratio {lagent_us / limited_us:5.1f}x")
+
+
+if __name__ == "__main__":
+    main()
