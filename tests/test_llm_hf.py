@@ -257,3 +257,9 @@ def test_missing_local_directory_is_a_clear_error(tmp_path):
     (tmp_path / "model").mkdir()
     with pytest.raises(LLMError, match="cannot load the tokenizer"):
         HFTransformer(str(tmp_path / "model"))
+
+
+def test_a_model_already_in_memory_can_be_wrapped(llm):
+    wrapped = HFTransformer.from_model(llm.model, llm.tokenizer, do_sample=False, max_new_tokens=48)
+    assert wrapped.generate(PROMPTS[0]) == llm.generate(PROMPTS[0])
+    assert "".join(wrapped.stream_text(PROMPTS[1])) == llm.generate(PROMPTS[1])

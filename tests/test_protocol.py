@@ -175,3 +175,31 @@ def test_chinese_and_english_prompt_sets():
     assert [m.get("name") for m in zh] == [None, "interpreter", "plugin"] == [m.get("name") for m in en]
     with pytest.raises(ValueError, match="language"):
         Internlm2Protocol(language="fr")
+
+
+def test_few_shot_examples_in_lagent_format_come_after_the_system_prompts():
+    example = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "language", "content": "Checking."},
+        {"role": "tool", "content": {"name": "Weather.current", "parameters": {"city": "Paris"}}, "name": "plugin"},
+        {"role": "environment", "content": "18°C", "name": "plugin"},
+        {"role": "language", "content": "18°C in Paris."},
+    ]
+    protocol = Internlm2Protocol(language="en", few_shot=[example])
+    messages = protocol.format([Message(role="user", content="And Rome?")], _Specs(_weather_spec()))
+    roles = [(m["role"], m.get("name")) for m in messages]
+    assert roles == [("system", None), ("system", "plugin"), ("user", None), ("assistant", None),
+                     ("environment", "plugin"), ("assistant", None), ("user", None)]
+    assert messages[3]["content"] == ('Checking.<|action_start|><|plugin|>\n'
+                                      '{"name": "Weather.current", "parameters": {"city": "Paris"}}<|action_end|>\n')
+
+
+def test_a_lagent_protocol_object_is_accepted_with_its_prompts():
+    from lagent.agents.internlm2_agent import Internlm2Protocol as LagentProtocol
+
+    from inkagent.agents import Internlm2Agent
+
+    llm = ScriptedLLM(["Hi.<|im_end|>"])
+    agent = Internlm2Agent(llm, protocol=LagentProtocol(meta_prompt="Be brief."))
+    agent.chat("hello")
+    assert llm.prompts[0].startswith("<|im_start|>system\nBe brief.<|im_end|>")

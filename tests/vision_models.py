@@ -107,10 +107,18 @@ def build_tiny_llava(directory: Path, *, seed: int = 0) -> Path:
     """Save a tiny random LLaVA (CLIP vision tower + Llama) and its processor to `directory`."""
     import torch
     from tiny_model import build_tokenizer
-    from transformers import GenerationConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tokenizer = build_tokenizer()
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]}, replace_extra_special_tokens=False)
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<image>"]}, replace_extra_special_tokens=False
+    )
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     text_config = LlamaConfig(
         vocab_size=len(tokenizer),

@@ -37,7 +37,9 @@ class ImageCaption(Action):
             model_kwargs: more `VisionLanguageModel` arguments (device, dtype, trust_remote_code...).
         """
         if llm is None and model is None:
-            raise ActionError("ImageCaption needs a vision-language model: pass llm=... or model='<path or hub id>'")
+            raise ActionError(
+                "ImageCaption needs a vision-language model: pass llm=... or model='<path or hub id>'"
+            )
         self._vlm = llm
         self._model = model
         self._model_kwargs = model_kwargs

@@ -78,6 +78,8 @@ class Internlm2Agent:
         self.llm = llm
         self.plugin_executor = as_executor(plugin_executor)
         self.interpreter_executor = as_executor(interpreter_executor)
+        if protocol is not None and not hasattr(protocol, "stream_parser"):
+            protocol = Internlm2Protocol.from_lagent(protocol)  # a lagent protocol object: same prompts
         self.protocol = protocol or Internlm2Protocol()
         self.max_turn = max_turn
         self.max_repeats = max_repeats

@@ -45,6 +45,21 @@ IMPOSSIBLE_RECORDS = frozenset(
 )
 
 
+#: Records that no output can pass under the official checker although the README does not list
+#: them: an `ArrayList` of `any` whose answer mixes strings with an int / a bool. BFCL's converter
+#: turns every element of such a list into a string, and its type check wants them all to be strings,
+#: so the int (42) or bool (true) of the answer can never be matched.
+UNPASSABLE_JAVA_RECORDS = frozenset({"simple_java_36", "simple_java_65"})
+
+#: Identical prompts (same messages, same functions) that BFCL scores both ways: the first id of each
+#: pair expects a call, the second expects none. A deterministic model passes at most one of each.
+CONTRADICTORY_PROMPTS = (
+    ("live_simple_29-7-2", "live_irrelevance_118-7-8"),
+    ("live_simple_176-102-0", "live_irrelevance_567-175-0"),
+    ("live_multiple_262-125-1", "live_irrelevance_565-173-0"),
+)
+
+
 @dataclass(slots=True)
 class ScoreResult:
     """The verdict on one record: `valid`, BFCL's `error_type` (None when valid), its messages, and
@@ -140,7 +155,9 @@ def is_function_calling_format(decoded: Any) -> bool:
     """BFCL's `is_function_calling_format_output`: a list of `{name: {params}}` with one key each."""
     if type(decoded) is not list:
         return False
-    return all(type(item) is dict and len(item) == 1 and type(next(iter(item.values()))) is dict for item in decoded)
+    return all(
+        type(item) is dict and len(item) == 1 and type(next(iter(item.values()))) is dict for item in decoded
+    )
 
 
 def _is_empty(decoded: Any) -> bool:
@@ -174,12 +191,16 @@ def score(
     try:
         decoded = decode(raw_output, mode, language)
     except DecodeError as exc:
-        return ScoreResult(False, "ast_decoder:decoder_failed", [f"Invalid syntax. Failed to decode AST. {exc}"])
+        return ScoreResult(
+            False, "ast_decoder:decoder_failed", [f"Invalid syntax. Failed to decode AST. {exc}"]
+        )
     if not is_function_calling_format(decoded):
         return ScoreResult(
             False,
             "ast_decoder:decoder_wrong_output_format",
-            ["Did not output in the specified format. Note: the model_result is wrapped in a string to ensure json serializability."],
+            [
+                "Did not output in the specified format. Note: the model_result is wrapped in a string to ensure json serializability."
+            ],
             decoded,
         )
     if answer is None:
@@ -204,7 +225,10 @@ def _score_relevance(category: str, raw_output: Any, mode: str) -> ScoreResult:
         if not has_call:
             return ScoreResult(True, None, [], decoded)
         return ScoreResult(
-            False, "irrelevance_error:decoder_success", ["Valid syntax. Successfully decode AST when it should not."], decoded
+            False,
+            "irrelevance_error:decoder_success",
+            ["Valid syntax. Successfully decode AST when it should not."],
+            decoded,
         )
     if has_call:
         return ScoreResult(True, None, [], decoded)
@@ -219,7 +243,10 @@ def _score_relevance(category: str, raw_output: Any, mode: str) -> ScoreResult:
 def _jsonable(value: Any) -> Any:
     """Error details hold decoded calls (tuples, None keys); make them JSON-safe for reports."""
     if isinstance(value, dict):
-        return {("null" if k is None else k if isinstance(k, str) else repr(k)): _jsonable(v) for k, v in value.items()}
+        return {
+            ("null" if k is None else k if isinstance(k, str) else repr(k)): _jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):

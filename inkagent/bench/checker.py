@@ -186,7 +186,9 @@ def dict_check(param: str, value: dict[Any, Any], alternatives: list[Any]) -> Ch
             got = standardize_string(item) if type(item) is str else item
             wanted = _standardize_items(alternative[key])
             if got not in wanted:
-                result.errors.append(f"Invalid value for parameter {key!r}: {item!r}. Expected one of {wanted}.")
+                result.errors.append(
+                    f"Invalid value for parameter {key!r}: {item!r}. Expected one of {wanted}."
+                )
                 result.error_type = "value_error:dict_value"
                 matched = False
                 break
@@ -207,7 +209,9 @@ def list_dict_check(param: str, value: list[Any], alternatives: list[Any]) -> Ch
     result = CheckResult(False, "list_dict_checker:unclear")
     for alternative in alternatives:
         if len(value) != len(alternative):
-            result = CheckResult(False, "value_error:list_dict_count", ["Wrong number of dictionaries in the list."])
+            result = CheckResult(
+                False, "value_error:list_dict_count", ["Wrong number of dictionaries in the list."]
+            )
             continue
         matched = True
         for index in range(len(value)):
@@ -238,7 +242,11 @@ def check_call(
 
 
 def _check_call(
-    func_doc: dict[str, Any], call: dict[str, Any], answer: dict[str, Any], language: str, underscore_to_dot: bool
+    func_doc: dict[str, Any],
+    call: dict[str, Any],
+    answer: dict[str, Any],
+    language: str,
+    underscore_to_dot: bool,
 ) -> CheckResult:
     expected_params = next(iter(answer.values()))
     func_name = convert_func_name(func_doc["name"], underscore_to_dot)
@@ -258,7 +266,9 @@ def _check_call(
 
     for param, raw_value in params.items():
         if param not in properties or param not in expected_params:
-            return CheckResult(False, "simple_function_checker:unexpected_param", [f"Unexpected parameter: {param!r}."])
+            return CheckResult(
+                False, "simple_function_checker:unexpected_param", [f"Unexpected parameter: {param!r}."]
+            )
         value = raw_value
         type_description = properties[param]["type"]
         nested: type | None = None
@@ -366,7 +376,9 @@ def _check_parallel(
 ) -> CheckResult:
     """Greedy first fit: each answer, in order, takes the first unmatched call that passes."""
     if len(calls) != len(ground_truth):
-        return CheckResult(False, "parallel_function_checker_no_order:wrong_count", ["Wrong number of functions."])
+        return CheckResult(
+            False, "parallel_function_checker_no_order:wrong_count", ["Wrong number of functions."]
+        )
     matched: set[int] = set()
     for answer_index, answer in enumerate(ground_truth):
         doc = _find_doc(func_docs, next(iter(answer)))

@@ -139,7 +139,9 @@ def load_inkagent_tools(
     for part in ("test", "train") if split == "all" else (split,):
         present = tuple(c for c in chosen if (root / part / f"{TOOLS_PREFIX}_{c}.json").exists())
         records += load_layout(root / part, TOOLS_PREFIX, present, digest)
-    version = f"inkagent-tools {manifest.get('version', '?')} (seed {manifest.get('seed', '?')}, split {split})"
+    version = (
+        f"inkagent-tools {manifest.get('version', '?')} (seed {manifest.get('seed', '?')}, split {split})"
+    )
     return Suite("inkagent-tools", version, records, chosen, digest.hexdigest(), {"manifest": manifest})
 
 

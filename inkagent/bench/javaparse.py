@@ -42,7 +42,13 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
-_LITERAL_KEYWORDS = {"true": "true", "false": "false", "null": "null_literal", "this": "this", "super": "super"}
+_LITERAL_KEYWORDS = {
+    "true": "true",
+    "false": "false",
+    "null": "null_literal",
+    "this": "this",
+    "super": "super",
+}
 _PRIMITIVES = {"int", "long", "short", "byte", "char", "float", "double", "boolean", "void"}
 _RESERVED = {
     "new", "class", "if", "else", "for", "while", "do", "return", "switch", "case", "default", "break",
@@ -84,7 +90,9 @@ def tokenize(source: str) -> list[Token]:
     while position < len(source):
         match = _TOKEN.match(source, position)
         if not match or match.end() == position:
-            raise DecodeError(f"Error parsing java the source code: unexpected {source[position:position + 10]!r}")
+            raise DecodeError(
+                f"Error parsing java the source code: unexpected {source[position : position + 10]!r}"
+            )
         kind = match.lastgroup
         if kind != "ws":
             text = match.group()
@@ -120,7 +128,9 @@ class _Parser:
     def fail(self, what: str) -> DecodeError:
         token = self.token
         found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(f"Error parsing java the source code: expected {what}, found {found} at {token.start}")
+        return DecodeError(
+            f"Error parsing java the source code: expected {what}, found {found} at {token.start}"
+        )
 
     def leaf(self, node_type: str | None = None) -> Node:
         token = self.token
@@ -186,7 +196,9 @@ class _Parser:
         if lambda_node is not None:
             return lambda_node
         left = self.ternary()
-        op = self._merged_greater() if self.at(">") else (self.token.text if self.token.kind == "op" else None)
+        op = (
+            self._merged_greater() if self.at(">") else (self.token.text if self.token.kind == "op" else None)
+        )
         if op in _ASSIGN_OPS:
             if left.type not in ("identifier", "field_access", "array_access"):
                 raise self.fail("an assignable expression")
@@ -363,7 +375,11 @@ class _Parser:
                 if self.at("("):
                     arguments = self.argument_list()
                     node = self.node(
-                        "method_invocation", [node, dot, name, arguments], object=node, name=name, arguments=arguments
+                        "method_invocation",
+                        [node, dot, name, arguments],
+                        object=node,
+                        name=name,
+                        arguments=arguments,
                     )
                 else:
                     node = self.node("field_access", [node, dot, name], object=node, field=name)

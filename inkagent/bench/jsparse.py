@@ -43,8 +43,37 @@ _RESERVED = {
     "super", "switch", "this", "throw", "try", "typeof", "var", "void", "while", "with", "enum",
     "true", "false", "null",
 }  # fmt: skip
-_REGEX_AFTER_KEYWORDS = {"return", "typeof", "case", "do", "else", "in", "instanceof", "new", "delete", "void", "throw"}
-_ASSIGN = {"=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", ">>>=", "&=", "|=", "^=", "&&=", "||=", "??="}
+_REGEX_AFTER_KEYWORDS = {
+    "return",
+    "typeof",
+    "case",
+    "do",
+    "else",
+    "in",
+    "instanceof",
+    "new",
+    "delete",
+    "void",
+    "throw",
+}
+_ASSIGN = {
+    "=",
+    "+=",
+    "-=",
+    "*=",
+    "/=",
+    "%=",
+    "**=",
+    "<<=",
+    ">>=",
+    ">>>=",
+    "&=",
+    "|=",
+    "^=",
+    "&&=",
+    "||=",
+    "??=",
+}
 _BINARY = {
     "??": 1, "||": 2, "&&": 3, "|": 4, "^": 5, "&": 6, "==": 7, "!=": 7, "===": 7, "!==": 7,
     "<": 8, ">": 8, "<=": 8, ">=": 8, "instanceof": 8, "in": 8, "<<": 9, ">>": 9, ">>>": 9,
@@ -111,9 +140,11 @@ def tokenize(source: str) -> list[Token]:
             continue
         char = source[position]
         previous = tokens[-1] if tokens else None
-        regex_allowed = previous is None or (
-            previous.kind == "punct" and previous.text not in (")", "]", "}")
-        ) or (previous.kind == "keyword" and previous.text in _REGEX_AFTER_KEYWORDS)
+        regex_allowed = (
+            previous is None
+            or (previous.kind == "punct" and previous.text not in (")", "]", "}"))
+            or (previous.kind == "keyword" and previous.text in _REGEX_AFTER_KEYWORDS)
+        )
         if char in "'\"":
             match = _STRING.match(source, position)
             kind = "string"
@@ -135,7 +166,9 @@ def tokenize(source: str) -> list[Token]:
             match = _PUNCT.match(source, position)
             kind = "punct"
         if not match:
-            raise DecodeError(f"Error js parsing the source code: unexpected {source[position:position + 10]!r}")
+            raise DecodeError(
+                f"Error js parsing the source code: unexpected {source[position : position + 10]!r}"
+            )
         tokens.append(Token(kind, match.group(), match.start(), match.end(), newline))
         position, newline = match.end(), False
     tokens.append(Token("eof", "", len(source), len(source), True))
@@ -161,7 +194,9 @@ class _Parser:
     def fail(self, what: str) -> DecodeError:
         token = self.token
         found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(f"Error js parsing the source code: expected {what}, found {found} at {token.start}")
+        return DecodeError(
+            f"Error js parsing the source code: expected {what}, found {found} at {token.start}"
+        )
 
     def leaf(self, node_type: str | None = None) -> Node:
         token = self.token
@@ -248,11 +283,19 @@ class _Parser:
             return arrow
         left = self.conditional()
         if self.token.kind == "punct" and self.token.text in _ASSIGN:
-            if left.type not in ("identifier", "member_expression", "subscript_expression", "array", "object"):
+            if left.type not in (
+                "identifier",
+                "member_expression",
+                "subscript_expression",
+                "array",
+                "object",
+            ):
                 raise self.fail("an assignable expression")
             operator_node = self.leaf()
             right = self.assignment()
-            node_type = "assignment_expression" if operator_node.type == "=" else "augmented_assignment_expression"
+            node_type = (
+                "assignment_expression" if operator_node.type == "=" else "augmented_assignment_expression"
+            )
             return self.node(node_type, [left, operator_node, right])
         return left
 
@@ -269,7 +312,10 @@ class _Parser:
             if close is None or self.tokens[close + 1].text != "=>":
                 self.index = start
                 return None
-            params = self.node("formal_parameters", [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]])
+            params = self.node(
+                "formal_parameters",
+                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
+            )
             self.index = close + 1
         else:
             self.index = start
@@ -301,7 +347,11 @@ class _Parser:
     def unary(self) -> Node:
         token = self.token
         if token.text in _UNARY and token.kind in ("punct", "keyword", "ident"):
-            if token.text != "await" or self.peek().kind not in ("punct",) or self.peek().text in ("(", "[", "!", "-", "+"):
+            if (
+                token.text != "await"
+                or self.peek().kind not in ("punct",)
+                or self.peek().text in ("(", "[", "!", "-", "+")
+            ):
                 operator_node = self.leaf()
                 kind = "await_expression" if operator_node.type == "await" else "unary_expression"
                 return self.node(kind, [operator_node, self.unary()])
@@ -406,14 +456,21 @@ class _Parser:
         close = self.matching(self.index, "(", ")") if self.at("(") else None
         if close is None:
             raise self.fail("'('")
-        children.append(self.node("formal_parameters", [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]))
+        children.append(
+            self.node(
+                "formal_parameters",
+                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
+            )
+        )
         self.index = close + 1
         children.append(self.skip_braces("statement_block"))
         return self.node("function_expression", children)
 
     def new_expression(self) -> Node:
         new = self.leaf()
-        callee = self.new_expression() if self.at("new") else self.call_member(self.primary(), allow_call=False)
+        callee = (
+            self.new_expression() if self.at("new") else self.call_member(self.primary(), allow_call=False)
+        )
         children = [new, callee]
         if self.at("("):
             children.append(self.arguments())
@@ -460,7 +517,9 @@ class _Parser:
         if self.at("["):
             key = self.node("computed_property_name", self.bracket())
         elif self.token.kind in ("ident", "keyword", "string", "number"):
-            key = self.leaf("property_identifier" if self.token.kind in ("ident", "keyword") else self.token.kind)
+            key = self.leaf(
+                "property_identifier" if self.token.kind in ("ident", "keyword") else self.token.kind
+            )
         else:
             raise self.fail("a property name")
         parts.append(key)
@@ -471,7 +530,12 @@ class _Parser:
             close = self.matching(self.index, "(", ")")
             if close is None:
                 raise self.fail("')'")
-            parts.append(self.node("formal_parameters", [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]))
+            parts.append(
+                self.node(
+                    "formal_parameters",
+                    [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
+                )
+            )
             self.index = close + 1
             parts.append(self.skip_braces("statement_block"))
             return self.node("method_definition", parts)

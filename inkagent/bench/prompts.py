@@ -58,9 +58,14 @@ OPENAPI_TYPES = {
 }  # fmt: skip
 
 
-def function_docs(functions: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
-    """BFCL's language-specific pre-processing of a record's function docs (a modified copy)."""
+def function_docs(functions: list[dict[str, Any]], category: str, hints: bool = True) -> list[dict[str, Any]]:
+    """BFCL's language-specific pre-processing of a record's function docs (a modified copy).
+
+    `hints=False` leaves the descriptions alone (inkagent-tools: the tools are shown as the agent shows them).
+    """
     docs = copy.deepcopy(functions)
+    if not hints:
+        return docs
     language = language_of(category)
     for doc in docs:
         doc["description"] = doc.get("description", "") + _SYNTAX_HINTS.get(language, _PYTHON_HINT)
@@ -149,9 +154,19 @@ class Request:
     tools: list[dict[str, Any]] | None = None
 
 
-def build_request(mode: str, category: str, question: dict[str, Any], *, prompt_language: str = "en") -> Request:
-    """The request for `question` in `mode`; see the module docstring."""
-    docs = function_docs(question.get("function", []), category)
+def build_request(
+    mode: str,
+    category: str,
+    question: dict[str, Any],
+    *,
+    prompt_language: str = "en",
+    language_hints: bool = True,
+) -> Request:
+    """The request for `question` in `mode`; see the module docstring.
+
+    `language_hints`: apply BFCL's language-specific notes to the function docs (BFCL records).
+    """
+    docs = function_docs(question.get("function", []), category, language_hints)
     messages = _turn(question)
     if mode == "prompt":
         system = BFCL_SYSTEM_PROMPT.replace("{functions}", json.dumps(docs, indent=4))

@@ -95,7 +95,7 @@ def resolve_value(node: ast.AST) -> Any:
         return [resolve_value(item) for item in node.elts]
     if isinstance(node, ast.Dict):
         result = {}
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             if key is None:
                 raise DecodeError("Unsupported AST type: NoneType (** in a dict)")
             try:
@@ -156,7 +156,7 @@ def _evaluate(node: ast.AST) -> Any:
         items = [_evaluate(item) for item in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.Dict) and None not in node.keys:
-        return {_evaluate(k): _evaluate(v) for k, v in zip(node.keys, node.values)}
+        return {_evaluate(k): _evaluate(v) for k, v in zip(node.keys, node.values, strict=True)}
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -168,7 +168,11 @@ def _evaluate(node: ast.AST) -> Any:
 
 def _guard(op: type, left: Any, right: Any) -> None:
     def bits(x: Any) -> int:
-        return abs(int(x)).bit_length() if isinstance(x, (int, float)) and x == x and abs(x) != float("inf") else 0
+        return (
+            abs(int(x)).bit_length()
+            if isinstance(x, (int, float)) and x == x and abs(x) != float("inf")
+            else 0
+        )
 
     if op is ast.Pow and isinstance(right, (int, float)) and right > 1:
         if bits(left) * min(float(right), 1e18) > _MAX_BITS:
@@ -177,5 +181,9 @@ def _guard(op: type, left: Any, right: Any) -> None:
         raise DecodeError("Arithmetic result too large to evaluate")
     if op is ast.Mult:
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, (str, bytes, list, tuple)) and isinstance(count, int) and len(seq) * count > _MAX_LEN:
+            if (
+                isinstance(seq, (str, bytes, list, tuple))
+                and isinstance(count, int)
+                and len(seq) * count > _MAX_LEN
+            ):
                 raise DecodeError("Arithmetic result too large to evaluate")

@@ -18,8 +18,8 @@ import json
 import math
 from typing import Any
 
-from .checker import JAVA, JAVASCRIPT, convert_func_name, language_of
 from .bfcl import is_relevance_category
+from .checker import JAVA, JAVASCRIPT, convert_func_name, language_of
 
 #: What the oracle says when the right answer is to call nothing.
 NO_CALL_TEXT = "None of the given functions can be used to answer this question."
@@ -77,7 +77,9 @@ def answer_arguments(func_doc: dict[str, Any] | None, params: dict[str, list[Any
     return arguments
 
 
-def answer_calls(question: dict[str, Any], ground_truth: list[dict[str, Any]]) -> list[tuple[str, dict, dict]]:
+def answer_calls(
+    question: dict[str, Any], ground_truth: list[dict[str, Any]]
+) -> list[tuple[str, dict, dict]]:
     """(name, func_doc, arguments) for each call of the answer, in answer order."""
     docs = {doc["name"]: doc for doc in question["function"]}
     calls = []
@@ -135,7 +137,9 @@ def java_value_text(spec: dict[str, Any], value: Any) -> str:
             items = [_java_untyped(v) for v in value]
         return f"new ArrayList<>(Arrays.asList({', '.join(items)}))"
     if kind == "HashMap" and isinstance(value, dict):
-        puts = " ".join(f"put({json.dumps(str(k), ensure_ascii=False)}, {_java_untyped(v)});" for k, v in value.items())
+        puts = " ".join(
+            f"put({json.dumps(str(k), ensure_ascii=False)}, {_java_untyped(v)});" for k, v in value.items()
+        )
         return f"new HashMap<String, Object>() {{{{ {puts} }}}}" if puts else "new HashMap<>()"
     return _java_scalar(value, kind)
 
@@ -276,7 +280,9 @@ def render_internlm2_output(category: str, question: dict[str, Any], answer: Any
     for name, doc, arguments in calls:
         values = _value_texts(language, doc, arguments, source=False)
         if name == "IPythonInterpreter" and set(values) == {"command"}:
-            blocks.append(f"<|action_start|><|interpreter|>\n```python\n{values['command']}\n```<|action_end|>\n")
+            blocks.append(
+                f"<|action_start|><|interpreter|>\n```python\n{values['command']}\n```<|action_end|>\n"
+            )
             continue
         body = json.dumps({"name": name, "parameters": values}, ensure_ascii=False)
         blocks.append(f"<|action_start|><|plugin|>\n{body}<|action_end|>\n")
@@ -292,7 +298,10 @@ def render_native_output(category: str, question: dict[str, Any], answer: Any) -
     tool_calls = []
     for index, (name, doc, arguments) in enumerate(calls):
         values = _value_texts(language, doc, arguments, source=False)
-        function = {"name": convert_func_name(name, True), "arguments": json.dumps(values, ensure_ascii=False)}
+        function = {
+            "name": convert_func_name(name, True),
+            "arguments": json.dumps(values, ensure_ascii=False),
+        }
         tool_calls.append({"id": f"call_{index}", "type": "function", "function": function})
     return tool_calls
 

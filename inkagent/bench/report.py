@@ -23,7 +23,9 @@ LIVE_AST = ("live_simple", "live_multiple", "live_parallel", "live_parallel_mult
 IRRELEVANCE = ("irrelevance", "live_irrelevance")
 
 
-def category_scores(results: list[dict[str, Any]], categories: tuple[str, ...] | list[str]) -> dict[str, dict]:
+def category_scores(
+    results: list[dict[str, Any]], categories: tuple[str, ...] | list[str]
+) -> dict[str, dict]:
     """{category: {correct, total, accuracy}} in the given order (categories with no result left out)."""
     counts: dict[str, list[int]] = {}
     for row in results:
@@ -182,6 +184,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "report.json", out / "report.md"
-    json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=repr) + "\n", encoding="utf-8")
+    json_path.write_text(
+        json.dumps(report, ensure_ascii=False, indent=2, default=repr) + "\n", encoding="utf-8"
+    )
     md_path.write_text(render_markdown(report), encoding="utf-8")
     return json_path, md_path

@@ -107,7 +107,9 @@ def _java_arraylist(text: str, item_type: str | None) -> Any:
         return [_java_element(part.strip(), item_type) for part in match.group(1).split(",")]
     match = _ARRAYLIST_ADD.search(text)
     if match:
-        return [_java_element(part.strip(), item_type) for part in _ARRAYLIST_ADD_ITEM.findall(match.group(1))]
+        return [
+            _java_element(part.strip(), item_type) for part in _ARRAYLIST_ADD_ITEM.findall(match.group(1))
+        ]
     if _ARRAYLIST_EMPTY.search(text):
         return []
     return text
@@ -126,7 +128,11 @@ def _java_hashmap(text: str) -> Any:
     match = _HASHMAP.search(text)
     if match:
         body = match.group(1)
-        return {key: java_value(item.strip()) for key, item in _HASHMAP_PUT.findall(body)} if body.strip() else {}
+        return (
+            {key: java_value(item.strip()) for key, item in _HASHMAP_PUT.findall(body)}
+            if body.strip()
+            else {}
+        )
     if _HASHMAP_EMPTY.search(text):
         return {}
     return text
@@ -164,7 +170,9 @@ def _int_or_float(text: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 _JS_FLOAT = re.compile(r"^-?\d+(\.\d+)?$")
 _JS_BIGINT = re.compile(r"^-?\d+n$")
-_JS_ARRAY_2D = re.compile(r"\[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)")
+_JS_ARRAY_2D = re.compile(
+    r"\[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)"
+)
 _JS_ARRAY = re.compile(r"\[(.*?)\]|\bnew\s+Array\((.*?)\)")
 _JS_INNER_ARRAY = re.compile(r"\[(.*?)\]")
 _JS_DICT = re.compile(r"\{(.*?)\}")
@@ -176,7 +184,9 @@ def js_convert(value: str, type_name: str, item_type: str | None = None) -> Any:
     if type_name not in JS_TYPES:
         raise UnsupportedConversion(f"Unsupported type: {type_name}")
     if type_name == "String":
-        quoted = (value.startswith('"') and value.endswith('"')) or (value.startswith("'") and value.endswith("'"))
+        quoted = (value.startswith('"') and value.endswith('"')) or (
+            value.startswith("'") and value.endswith("'")
+        )
         return value[1:-1] if quoted else value
     if type_name == "integer":
         return int(value) if _INT.match(value) else value

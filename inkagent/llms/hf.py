@@ -130,24 +130,55 @@ class HFTransformer(LLM):
         do_sample: bool = True,
         **kwargs,
     ):
+        self._setup(path, tokenizer_only, meta_template, stop_words_id, do_sample, trust_remote_code, kwargs)
+        source = resolve_model_source(path)
+        self._adopt_tokenizer(
+            self._load_tokenizer(
+                resolve_model_source(tokenizer_path) if tokenizer_path else source,
+                dict(tokenizer_kwargs or {}),
+            )
+        )
+        if not tokenizer_only:
+            self.model = self._load_model(source, dict(model_kwargs or {}), device, dtype, device_map)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        meta_template: list[dict] | None = INTERNLM2_META,
+        stop_words_id: int | list[int] | None = None,
+        do_sample: bool = True,
+        **kwargs,
+    ) -> HFTransformer:
+        """Wrap a model and tokenizer already in memory (one you fine-tuned, quantised or built)."""
+        self = cls.__new__(cls)
+        path = getattr(model, "name_or_path", "") or "in-memory model"
+        self._setup(path, False, meta_template, stop_words_id, do_sample, False, kwargs)
+        self._adopt_tokenizer(tokenizer)
+        self.model = model.eval()
+        return self
+
+    def _setup(
+        self,
+        path: str,
+        tokenizer_only: bool,
+        meta_template: list[dict] | None,
+        stop_words_id: int | list[int] | None,
+        do_sample: bool,
+        trust_remote_code: bool,
+        kwargs: dict,
+    ) -> None:
         super().__init__(path=path, tokenizer_only=tokenizer_only, meta_template=meta_template, **kwargs)
         if isinstance(stop_words_id, int):
             stop_words_id = [stop_words_id]
         self.gen_params.update(stop_words_id=list(stop_words_id or []), do_sample=do_sample)
         self.trust_remote_code = trust_remote_code
+        self.meta_template = meta_template
         self.model = None
         self.last_token_ids: list[list[int]] = []
         self._stops_cache: dict[tuple, _Stops] = {}
-
-        source = resolve_model_source(path)
-        self.tokenizer = self._load_tokenizer(
-            resolve_model_source(tokenizer_path) if tokenizer_path else source, dict(tokenizer_kwargs or {})
-        )
-        self._use_chat_template = meta_template is None and bool(
-            getattr(self.tokenizer, "chat_template", None)
-        )
-        if not tokenizer_only:
-            self.model = self._load_model(source, dict(model_kwargs or {}), device, dtype, device_map)
 
     # -- loading --------------------------------------------------------------------------------
     def _from_pretrained(self, loader: Any, source: str, what: str, **kwargs) -> Any:
@@ -179,24 +210,21 @@ class HFTransformer(LLM):
     def _load_tokenizer(self, source: str, tokenizer_kwargs: dict) -> Any:
         from transformers import AutoTokenizer
 
-        tokenizer = self._from_pretrained(
-            AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs
-        )
+        return self._from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs)
+
+    def _adopt_tokenizer(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
             logger.info("the tokenizer has no padding token; padding with %r", tokenizer.eos_token)
-        self._pad_id = next(
-            (
-                i
-                for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
-                if i is not None
-            ),
-            0,
-        )
+        ids = (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+        self._pad_id = next((i for i in ids if i is not None), 0)
         # Text shown to the parser keeps special tokens, except those that carry no meaning.
         self._skip_ids = frozenset(
             i for i in (tokenizer.bos_token_id, tokenizer.pad_token_id) if i is not None
         )
-        return tokenizer
+        self._use_chat_template = self.meta_template is None and bool(
+            getattr(tokenizer, "chat_template", None)
+        )
 
     def _load_model(
         self, source: str, model_kwargs: dict, device: str | None, dtype: Any, device_map: Any

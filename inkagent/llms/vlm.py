@@ -180,7 +180,9 @@ class VisionLanguageModel(LLM):
         if device is None or device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         on_gpu = device_map is not None or not str(device).startswith("cpu")
-        dtype = dtype if dtype is not None else model_kwargs.pop("torch_dtype", model_kwargs.pop("dtype", None))
+        dtype = (
+            dtype if dtype is not None else model_kwargs.pop("torch_dtype", model_kwargs.pop("dtype", None))
+        )
         model_kwargs.pop("torch_dtype", None)
         model_kwargs["dtype"] = _torch_dtype(dtype, on_gpu)
         if device_map is not None:
@@ -199,10 +201,13 @@ class VisionLanguageModel(LLM):
         template = getattr(self.processor, "chat_template", None)
         if template and not self._use_meta_template:
             if messages and messages[-1]["role"] == "assistant":  # continue a started answer
-                return self.processor.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+                return self.processor.apply_chat_template(
+                    messages, tokenize=False, continue_final_message=True
+                )
             return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         flat = [
-            {"role": m["role"], "content": "".join(self._part_text(p) for p in m["content"])} for m in messages
+            {"role": m["role"], "content": "".join(self._part_text(p) for p in m["content"])}
+            for m in messages
         ]
         return self.template_parser(flat)
 
@@ -236,7 +241,11 @@ class VisionLanguageModel(LLM):
         params.pop("session_id", None)
         config = copy.deepcopy(self.model.generation_config)
         do_sample = bool(params.pop("do_sample", False))
-        temperature, top_p, top_k = params.pop("temperature", None), params.pop("top_p", None), params.pop("top_k", None)
+        temperature, top_p, top_k = (
+            params.pop("temperature", None),
+            params.pop("top_p", None),
+            params.pop("top_k", None),
+        )
         if do_sample and temperature is not None and temperature <= 0:
             do_sample = False
         config.do_sample = do_sample
@@ -251,16 +260,24 @@ class VisionLanguageModel(LLM):
                 end_ids.add(encoded[0])
         config.eos_token_id = sorted(end_ids)
         if config.pad_token_id is None:
-            config.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else config.eos_token_id[0]
+            config.pad_token_id = (
+                self.tokenizer.pad_token_id
+                if self.tokenizer.pad_token_id is not None
+                else config.eos_token_id[0]
+            )
         unknown = config.update(**params)
         if unknown:
             logger.warning("ignoring parameters that are not generation options: %s", sorted(unknown))
         return config, stop_words, tuple(sorted(end_ids))
 
     def _decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return self.tokenizer.decode(
+            list(token_ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
 
-    def stream_text(self, inputs: Prompt, images: Sequence[ImageInput] | None = None, **gen_params: Any) -> Iterator[str]:
+    def stream_text(
+        self, inputs: Prompt, images: Sequence[ImageInput] | None = None, **gen_params: Any
+    ) -> Iterator[str]:
         """Stream the answer to `inputs` (messages with image parts, or prompt text plus `images`).
 
         Generation runs in a worker thread; closing the iterator early stops the model at its next token.
@@ -320,9 +337,13 @@ class VisionLanguageModel(LLM):
                 extra={"cancelled": tracker.cancelled},
             )
 
-    def caption(self, image: ImageInput, prompt: str = "Describe this image in one sentence.", **gen_params: Any) -> str:
+    def caption(
+        self, image: ImageInput, prompt: str = "Describe this image in one sentence.", **gen_params: Any
+    ) -> str:
         """A description of one image."""
-        messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+        messages = [
+            {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}
+        ]
         return "".join(self.stream_text(messages, **gen_params)).strip()
 
     # -- multiple choice from logits ------------------------------------------------------------

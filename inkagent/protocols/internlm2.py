@@ -63,6 +63,19 @@ class Internlm2Protocol:
         self.execute = execute or {}
         self._system_cache: tuple[tuple, list[Any], list[dict]] | None = None
 
+    @classmethod
+    def from_lagent(cls, protocol: Any) -> Internlm2Protocol:
+        """The same prompts and tokens as a lagent 0.2.4 `Internlm2Protocol` object."""
+        return cls(
+            meta_prompt=protocol.meta_prompt,
+            interpreter_prompt=protocol.interpreter_prompt,
+            plugin_prompt=protocol.plugin_prompt,
+            few_shot=protocol.few_shot,
+            language=getattr(protocol, "language", None),
+            tool=getattr(protocol, "tool", None),
+            execute=getattr(protocol, "execute", None),
+        )
+
     # -- format --------------------------------------------------------------------------------
     def system_messages(self, tools: Sequence[ToolSpecLike] = (), interpreter: ToolSpecLike | None = None) -> list[dict]:
         """The system prompts: meta, interpreter (when there is one) and the plugin tool list."""

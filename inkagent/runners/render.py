@@ -97,7 +97,9 @@ class EventRenderer:
         if not self.plain:
             from rich.console import Console
 
-            self.console = Console(file=file, highlight=False, force_terminal=True if plain is False else None)
+            self.console = Console(
+                file=file, highlight=False, force_terminal=True if plain is False else None
+            )
         self._calls: dict[str, _CallView] = {}
         self._live: Live | None = None
         self._held_text = ""  # text that arrived while calls were on screen, or trailing whitespace
@@ -243,14 +245,18 @@ class EventRenderer:
         self._flush_text(final=True)
         self._end_line()
         if self.summary and not self.plain:
-            self._line(self._summary_text(event), style="dim" if event.state == AgentState.ANSWERED else "yellow")
+            self._line(
+                self._summary_text(event), style="dim" if event.state == AgentState.ANSWERED else "yellow"
+            )
         elif event.state != AgentState.ANSWERED:
             self._line(f"no answer: {event.state.value}", plain_prefix="[", plain_suffix="]")
         self._run = RunSummary()
 
     def _summary_text(self, event: FinalAnswer) -> str:
         run = self._run
-        parts = [event.state.value if event.state == AgentState.ANSWERED else f"no answer ({event.state.value})"]
+        parts = [
+            event.state.value if event.state == AgentState.ANSWERED else f"no answer ({event.state.value})"
+        ]
         parts.append(_count(run.model_calls, "model call"))
         calls = _count(run.tool_calls, "tool call")
         parts.append(calls + (f" ({run.failed_calls} failed)" if run.failed_calls else ""))
@@ -271,7 +277,9 @@ class EventRenderer:
             self._plain_line(f"← {result.name} ({took}): {_one_line(result.output, 300)}")
         else:
             kind = f" ({result.error_type})" if result.error_type else ""
-            self._plain_line(f"✗ {result.name} failed{kind} ({took}), {SENT_BACK}: {_one_line(result.error, 300)}")
+            self._plain_line(
+                f"✗ {result.name} failed{kind} ({took}), {SENT_BACK}: {_one_line(result.error, 300)}"
+            )
         for path in result.files:
             self._plain_line(f"  image: {path}")
 
@@ -353,7 +361,9 @@ def _call_panel(view: _CallView, final: bool) -> RenderableType:
     if result is not None:
         for path in result.files:
             grid.add_row("image", Text(path, style="underline"))
-    return Panel(grid, title=Text(title, style=f"bold {style}"), title_align="left", border_style=style, expand=False)
+    return Panel(
+        grid, title=Text(title, style=f"bold {style}"), title_align="left", border_style=style, expand=False
+    )
 
 
 def _arguments_renderable(call: ToolCall) -> RenderableType:

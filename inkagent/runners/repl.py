@@ -49,7 +49,9 @@ KEYS_HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/ and `inkagent run --help`)")
-    parser.add_argument("--trace", help="append the session's trace here (default: the config's, or runs/<time>)")
+    parser.add_argument(
+        "--trace", help="append the session's trace here (default: the config's, or runs/<time>)"
+    )
     parser.add_argument("--plain", action="store_true", help="plain text output, even on a terminal")
 
 
@@ -61,7 +63,7 @@ def inkagent_home() -> Path:
 def run(args: argparse.Namespace) -> int:
     from .config import build_agent, load_config
     from .render import EventRenderer
-    from .run import default_trace_path
+    from .run import close_agent, default_trace_path
 
     try:
         config = load_config(args.config)
@@ -72,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not callable(getattr(agent, "stream", None)):
         print(f"error: {type(agent).__name__} has no stream(), so it cannot chat", file=sys.stderr)
-        if callable(getattr(agent, "close", None)):
-            agent.close()
+        close_agent(agent)
         return 2
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     renderer = EventRenderer(sys.stdout, plain=True if args.plain or not interactive else None)
@@ -203,7 +204,9 @@ class Command:
 class ChatSession:
     """A conversation with one agent: turns, slash commands, and the trace of it all."""
 
-    def __init__(self, agent: Any, renderer: EventRenderer, *, trace_path: Path, config_path: Path | None = None):
+    def __init__(
+        self, agent: Any, renderer: EventRenderer, *, trace_path: Path, config_path: Path | None = None
+    ):
         from ..trace import TraceWriter
 
         self.agent = agent
@@ -232,9 +235,9 @@ class ChatSession:
         self.renderer.close()
         if self._own_trace is not None:
             self._own_trace.close()
-        close = getattr(self.agent, "close", None)
-        if callable(close):
-            close()
+        from .run import close_agent
+
+        close_agent(self.agent)
 
     # -- the loop --------------------------------------------------------------------------------
     def loop(self, source: LineSource) -> int:
@@ -335,7 +338,9 @@ class ChatSession:
         table.add_column("parameters")
         table.add_column("description", overflow="fold")
         for spec in specs:
-            table.add_row(spec.name, "\n".join(_parameter_lines(spec)) or "(none)", _first_line(spec.description))
+            table.add_row(
+                spec.name, "\n".join(_parameter_lines(spec)) or "(none)", _first_line(spec.description)
+            )
         console.print(table)
         return True
 
@@ -427,7 +432,7 @@ def _interrupt_tools(agent: Any) -> None:
             if callable(interrupt):
                 try:
                     interrupt()
-                except Exception:  # the turn is already cancelled; a failing interrupt must not end the session
+                except Exception:  # the turn is cancelled anyway; this must not end the session
                     logger.warning("interrupting %s failed", type(action).__name__, exc_info=True)
 
 
