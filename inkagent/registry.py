@@ -37,6 +37,7 @@ BUILTIN_LLMS = {
     "ScriptedLLM": "inkagent.llms.scripted:ScriptedLLM",
     "HFTransformer": "inkagent.llms.hf:HFTransformer",
     "OpenAICompatible": "inkagent.llms.openai_compat:OpenAICompatible",
+    "VisionLanguageModel": "inkagent.llms.vlm:VisionLanguageModel",
 }
 BUILTIN_AGENTS = {
     "Internlm2Agent": "inkagent.agents.internlm2_agent:Internlm2Agent",

@@ -141,6 +141,9 @@ def test_an_interrupted_run_resumes_and_retries_failed_requests(tmp_path):
     assert result.returncode == 0 and report["records"] == 24
     assert len(read_results(out / RESULTS_FILE)) == 28
 
+    mixed = run_cli("bench", str(second), *args, "--resume", "--mode", "internlm2")
+    assert mixed.returncode == 2 and "mode=prompt" in mixed.stderr  # one run, one mode
+
 
 def test_bad_input_is_a_clear_error(tmp_path):
     abstain = write_config(tmp_path, "abstain", {"type": "inkagent.bench.oracle:AbstainLLM"})

@@ -128,8 +128,7 @@ def test_schemas_match_the_actions_in_the_tree(name):
     spec = specs[api_name]
     ours = load_generator().FUNCTIONS[name]["parameters"]
     theirs = spec.parameters
-    # (a parameter named `title` is listed in `required` only: its schema loses it among the properties)
-    assert set(ours["properties"]) == set(theirs.get("properties", {})) | set(theirs.get("required", []))
+    assert set(ours["properties"]) == set(theirs.get("properties", {}))
     assert set(ours["required"]) == set(theirs.get("required", []))
     for param, schema in theirs.get("properties", {}).items():
         assert ours["properties"][param]["type"] == _JSON_TO_BFCL.get(_json_type(schema)), param

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_model import tiny_model_dir  # noqa: F401  (the session fixture)
-
 from conftest import ROOT
+from tiny_model import tiny_model_dir  # noqa: F401  (the session fixture)
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 #: Agents whose constructor loads nothing, so they can be built with a stand-in model.
@@ -33,7 +32,11 @@ def _resolve(config, spec: str, table: dict[str, str]) -> Any:
 
 
 def _unknown_keywords(cls: type, keywords: dict[str, Any]) -> set[str]:
-    """Keywords no `__init__` in the class's chain takes (each `**kwargs` hands the rest to the parent)."""
+    """Keywords that no `__init__` in the class's chain takes.
+
+    A `**kwargs` is taken to hand the rest to the parent's `__init__` (as the backends do with lagent's
+    `BaseModel`); the last `**kwargs` of the chain keeps them (an agent's generation parameters).
+    """
     remaining = dict(keywords)
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
@@ -43,7 +46,7 @@ def _unknown_keywords(cls: type, keywords: dict[str, Any]) -> set[str]:
         remaining = {k: v for k, v in remaining.items() if k not in named}
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             return set(remaining)
-    return set(remaining)
+    return set()
 
 
 def _stand_in_llm():
@@ -64,11 +67,15 @@ def test_config_is_valid_and_its_keys_are_taken(path: Path):
 
     config = load_config(path)
     backend = _resolve(config, config.llm.type, BUILTIN_LLMS)
-    assert not _unknown_keywords(backend, config.llm.kwargs), f"{path.name}: llm keys {backend.__name__} does not take"
+    assert not _unknown_keywords(backend, config.llm.kwargs), (
+        f"{path.name}: llm keys {backend.__name__} does not take"
+    )
     agent_cls = _resolve(config, config.agent.type, BUILTIN_AGENTS)
     if agent_cls.__name__ != "Internlm2Agent":  # a skill agent gets the agent section's extra keys
         extra = dict(config.agent.model_extra or {})
-        assert not _unknown_keywords(agent_cls, extra), f"{path.name}: agent keys {agent_cls.__name__} does not take"
+        assert not _unknown_keywords(agent_cls, extra), (
+            f"{path.name}: agent keys {agent_cls.__name__} does not take"
+        )
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -221,3 +221,18 @@ def test_inkagent_action_subclass_with_toolkit_apis():
 def test_two_actions_with_one_name_are_a_clear_error():
     with pytest.raises(ValueError, match="two actions are named 'order'"):
         ActionExecutor([order, tool(name="order")(lambda: "x")])
+
+
+def test_an_action_can_ask_for_its_own_time_limit():
+    release = threading.Event()
+
+    class Slow(Action):
+        """Takes longer than the executor's limit, but within its own."""
+
+        call_timeout_s = 5.0
+
+        def run(self) -> str:
+            release.wait(0.5)
+            return "done"
+
+    assert ActionExecutor([Slow()], timeout_s=0.1).run(ToolCall(name="Slow")).output == "done"

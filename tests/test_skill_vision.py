@@ -6,15 +6,17 @@ import json
 
 import pytest
 from conftest import run_cli
-from vision_models import IMAGES, tiny_llava_dir  # noqa: F401  (fixture)
+from vision_models import IMAGES, gallery_dir, tiny_clip_dir, tiny_llava_dir  # noqa: F401  (fixtures)
 
 from inkagent.actions import ActionExecutor, ImageCaption
 from inkagent.agents import ImageUnderstanding, Internlm2Agent
+from inkagent.errors import ActionError
 from inkagent.llms import ScriptedLLM
 from inkagent.llms.vlm import ImageError, VisionLanguageModel, load_image
 from inkagent.schema import AgentState, PromptSent, TextDelta, ToolCall
 
 SUN, SEA = str(IMAGES / "red-sun.png"), str(IMAGES / "blue-sea.png")
+VLM_TYPE = "inkagent.llms.vlm:VisionLanguageModel"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,13 @@ def test_streamed_answer_equals_plain_generate(vlm):
     assert vlm.last_stats.completion_tokens > 0
     # 16 image tokens (32x32 pixels in 8x8 patches) stand in for the <image> placeholder
     assert vlm.last_stats.prompt_tokens == len(vlm.tokenizer(vlm.render(messages))["input_ids"]) + 15
+
+
+def test_a_template_that_writes_the_bos_gets_no_second_one(vlm):
+    bos = vlm.tokenizer.bos_token_id
+    for prompt in ("<s><|im_start|>user\n<image>Hi<|im_end|>\n", "<|im_start|>user\n<image>Hi<|im_end|>\n"):
+        batch, _ = vlm._inputs(prompt, [SUN])
+        assert batch["input_ids"][0].tolist().count(bos) == 1 and batch["input_ids"][0, 0] == bos
 
 
 def test_letter_choice_reads_the_logits(vlm):
@@ -162,7 +171,7 @@ def test_see_command_errors_and_config(tiny_llava_dir, tmp_path, capsys):  # noq
     assert "image not found" in capsys.readouterr().err
     config = tmp_path / "see.yaml"
     config.write_text(
-        f"llm: {{type: 'inkagent.llms.vlm:VisionLanguageModel', path: '{tiny_llava_dir}', device: cpu}}\n"
+        f"llm: {{type: '{VLM_TYPE}', path: '{tiny_llava_dir}', device: cpu}}\n"
         "agent: {type: ImageUnderstanding, system_prompt: 'Answer briefly.'}\n",
         encoding="utf-8",
     )
@@ -172,3 +181,48 @@ def test_see_command_errors_and_config(tiny_llava_dir, tmp_path, capsys):  # noq
     assert main(["see", SUN, "Colour?", "--config", str(broken)]) == 2
     err = capsys.readouterr().err
     assert "NoSuchModel" in err and "broken.yaml" in err
+
+
+def test_config_agent_retrieves_then_captions(tiny_llava_dir, tiny_clip_dir, gallery_dir, tmp_path):  # noqa: F811
+    from inkagent.runners.config import build_agent, load_config
+
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "llm": {"type": "ScriptedLLM"},
+                "actions": [
+                    {
+                        "type": "ImageRetrieval",
+                        "gallery": str(gallery_dir),
+                        "model": str(tiny_clip_dir),
+                        "progress": False,
+                    },
+                    {
+                        "type": "ImageCaption",
+                        "max_new_tokens": 4,
+                        "llm": {"type": VLM_TYPE, "path": str(tiny_llava_dir)},
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    top = str(gallery_dir / "ink-mountain.png")
+    calls = [
+        {"name": "ImageRetrieval", "parameters": {"query": "mountain", "top_k": 2}},
+        {"name": "ImageCaption", "parameters": {"image": top}},
+    ]
+    llm = ScriptedLLM(
+        [f"<|action_start|><|plugin|>\n{json.dumps(c)}<|action_end|>\n<|im_end|>" for c in calls]
+        + ["Done.<|im_end|>"]
+    )
+    agent = build_agent(load_config(config), llm=llm)
+    results = [
+        e.result for e in agent.stream("Find a mountain picture and describe it.") if e.type == "tool_result"
+    ]
+    assert [r.ok for r in results] == [True, True], [r.error for r in results]
+    assert len(json.loads(results[0].output)) == 2 and "ImageRetrieval" in llm.prompts[0]
+    assert agent.plugin_executor.actions["ImageCaption"].vlm.last_stats.completion_tokens > 0
+    with pytest.raises(ActionError, match="VisionLanguageModel"):
+        ImageCaption(llm=ScriptedLLM([]))

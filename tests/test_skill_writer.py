@@ -237,7 +237,9 @@ def test_writer_config_and_cli_defaults_fit_the_constructor():
 
     from inkagent.runners.skills_cmd import _writer_settings
 
-    args = argparse.Namespace(config=str(ROOT / "configs" / "writer.yaml"), gallery="g", images=3, language="en")
+    args = argparse.Namespace(
+        config=str(ROOT / "configs" / "writer.yaml"), gallery="g", images=3, language="en"
+    )
     config, kwargs = _writer_settings(args)
     assert kwargs["gallery"] == "g" and kwargs["num_images"] == 3 and kwargs["language"] == "en"
     assert config.llm.type == "HFTransformer" and kwargs["vlm"] == {"path": "Qwen/Qwen2-VL-2B-Instruct"}

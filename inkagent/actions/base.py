@@ -44,6 +44,8 @@ class Action:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: The executor's time limit for one call of this action; None means the executor's own limit.
+    call_timeout_s: ClassVar[float | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -32,7 +32,8 @@ class ActionExecutor:
         actions: inkagent `Action`s, `@tool` functions and lagent `BaseAction`s (toolkits included).
         timeout_s: wall-clock limit of one call; `None` for none. A call past it is reported as failed
             and left to finish in the background (Python cannot kill a thread; the interpreter kills its
-            own kernel instead).
+            own kernel instead). An action with a `call_timeout_s` attribute gets that limit instead
+            (`math.inf` for none).
         max_output_chars: longer outputs are cut, with a note saying how much was dropped.
         parallel: run the calls of one turn concurrently.
 
@@ -128,17 +129,19 @@ class ActionExecutor:
     def run_all(self, calls: Sequence[ToolCall]) -> list[ActionResult]:
         """Run the calls of one turn (concurrently when `parallel`), results in call order."""
         jobs = [_Job(self, call) for call in calls]
-        if self.timeout_s is None and (len(jobs) == 1 or not self.parallel):
-            for job in jobs:  # no time limit to enforce: run in this thread, skip the hand-off
-                job.run_inline()
-            return [job.result for job in jobs]
-        if self.parallel and len(jobs) > 1:
-            for job in jobs:
-                job.start()
-        for job in jobs:
-            if not job.started:
-                job.start()
-            job.wait(self.timeout_s)
+        runnable = [job for job in jobs if job.ready]
+        if len(runnable) > 1 and self.parallel:
+            for job in runnable:
+                job.submit()
+            for job in runnable:
+                job.wait()
+        else:
+            for job in runnable:
+                if job.limit_s is None:
+                    job.run_here()  # no time limit to enforce: skip the hand-off to a worker thread
+                else:
+                    job.submit()
+                    job.wait()
         return [job.result for job in jobs]
 
     def __call__(self, name: str, command: Any) -> Any:
@@ -222,31 +225,32 @@ _WORKERS = _Workers()
 
 
 class _Job:
-    """One call, run on a pool thread so that a hung tool cannot block the agent."""
+    """One validated call, run here or on a pool thread (so that a hung tool cannot block the agent)."""
 
     def __init__(self, executor: ActionExecutor, call: ToolCall):
         self.executor, self.call = executor, call
-        self.result: ActionResult = _failure(call, "tool_error", "the call did not run")
-        self.started = False
         self._done = threading.Event()
         self._start_time = time.perf_counter()
-
-    def start(self, thread: bool = True) -> None:
-        self.started = True
-        self._start_time = time.perf_counter()
-        prepared = self.executor._prepare(self.call)
-        if isinstance(prepared, ActionResult):
+        prepared = executor._prepare(call)
+        self.ready = not isinstance(prepared, ActionResult)
+        if self.ready:
+            self._bound, self._arguments = prepared
+            own_limit = getattr(self._bound.owner, "call_timeout_s", None)  # e.g. a skill that takes minutes
+            self.limit_s = executor.timeout_s if own_limit is None else own_limit
+            if self.limit_s == float("inf"):
+                self.limit_s = None
+            self.result = _failure(call, "tool_error", "the call did not run")
+        else:
+            self.limit_s = None
             self.result = prepared
-            self._done.set()
-            return
-        self._bound, self._arguments = prepared
-        if not thread:
-            self._target()
-            return
-        _WORKERS.submit(self._target)
 
-    def run_inline(self) -> None:
-        self.start(thread=False)
+    def run_here(self) -> None:
+        self._start_time = time.perf_counter()
+        self._target()
+
+    def submit(self) -> None:
+        self._start_time = time.perf_counter()
+        _WORKERS.submit(self._target)
 
     def _target(self) -> None:
         call = self.call
@@ -261,13 +265,14 @@ class _Job:
         self.result.duration_s = time.perf_counter() - self._start_time
         self._done.set()
 
-    def wait(self, timeout_s: float | None) -> None:
-        remaining = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - self._start_time))
+    def wait(self) -> None:
+        limit = self.limit_s
+        remaining = None if limit is None else max(0.0, limit - (time.perf_counter() - self._start_time))
         if not self._done.wait(remaining):
             self.result = _failure(
                 self.call,
                 "timeout",
-                f"{self.call.name} did not finish within its time limit of {timeout_s:g} s; the call was abandoned.",
+                f"{self.call.name} did not finish within its time limit of {limit:g} s; the call was abandoned.",
             )
             self.result.duration_s = time.perf_counter() - self._start_time
 

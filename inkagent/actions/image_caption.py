@@ -40,12 +40,18 @@ class ImageCaption(Action):
             raise ActionError(
                 "ImageCaption needs a vision-language model: pass llm=... or model='<path or hub id>'"
             )
+        if llm is not None and not hasattr(llm, "caption"):
+            raise ActionError(
+                f"ImageCaption needs a VisionLanguageModel, not {type(llm).__name__}: give it model='<path>' "
+                "or llm: {type: 'inkagent.llms.vlm:VisionLanguageModel', path: ...}"
+            )
         self._vlm = llm
         self._model = model
         self._model_kwargs = model_kwargs
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
+        self._generating = threading.Lock()
 
     @property
     def vlm(self) -> Any:
@@ -67,4 +73,6 @@ class ImageCaption(Action):
         from ..llms.vlm import load_image
 
         picture = load_image(image)  # before loading the model: a bad path fails fast
-        return self.vlm.caption(picture, prompt or self.prompt, max_new_tokens=self.max_new_tokens)
+        vlm = self.vlm
+        with self._generating:  # parallel calls of one turn share the model: one generation at a time
+            return vlm.caption(picture, prompt or self.prompt, max_new_tokens=self.max_new_tokens)

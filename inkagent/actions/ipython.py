@@ -359,7 +359,7 @@ class IPythonInterpreter(Action):
         self._work_dir_arg = Path(work_dir).expanduser().resolve() if work_dir is not None else None
         self._lock = threading.RLock()  # one call at a time per kernel
         self._resources = _Resources()
-        self._finalizer = weakref.finalize(self, self._resources.release)
+        self._finalizer = None
         self._figures = 0
         self._work_dir: Path | None = None
 

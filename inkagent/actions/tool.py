@@ -85,11 +85,23 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
     for section in Docstring(text).parse(_docstring_style(text)):
         kind = section.kind.value
         if kind == "text" and not summary:
-            summary = section.value.strip()
+            summary = _unwrap(section.value.strip())
         elif kind in ("parameters", "other parameters"):
             for param in section.value:
                 params[param.name.lstrip("*")] = " ".join(param.description.split())
     return ParsedDocstring(summary, params)
+
+
+def _unwrap(text: str) -> str:
+    """Paragraphs of prose joined into single lines (a docstring's line breaks are only layout);
+    paragraphs with code, lists or indentation are kept as written."""
+    paragraphs = re.split(r"\n\s*\n", text)
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        literal = "```" in paragraph or any(re.match(r"\s|[-*+] |\d+[.)] |>", line) for line in lines[1:])
+        out.append(paragraph if literal else " ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
 
 
 def _annotated_description(annotation: Any) -> str | None:

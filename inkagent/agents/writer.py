@@ -667,6 +667,8 @@ class IllustratedWriter:
 class WriteSkill(Action):
     """Write an illustrated article for a title."""
 
+    call_timeout_s = 900.0  # writing, captioning and choosing images takes minutes
+
     def __init__(self, writer: IllustratedWriter) -> None:
         self.writer = writer
         self.name = writer.name

@@ -71,7 +71,7 @@ class ScoreResult:
     decoded: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"valid": self.valid, "error_type": self.error_type, "errors": _jsonable(self.errors)}
+        return {"valid": self.valid, "error_type": self.error_type, "errors": jsonable(self.errors)}
 
 
 def is_relevance_category(category: str) -> bool:
@@ -240,15 +240,15 @@ def _score_relevance(category: str, raw_output: Any, mode: str) -> ScoreResult:
     )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Error details hold decoded calls (tuples, None keys); make them JSON-safe for reports."""
     if isinstance(value, dict):
         return {
-            ("null" if k is None else k if isinstance(k, str) else repr(k)): _jsonable(v)
+            ("null" if k is None else k if isinstance(k, str) else repr(k)): jsonable(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)

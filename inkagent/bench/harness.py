@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InkAgentError
-from .bfcl import MODES, score
+from .bfcl import MODES, jsonable, score
 from .datasets import BenchRecord, Suite
 from .prompts import build_request
 from .report import build_report, write_report
@@ -27,6 +26,7 @@ from .report import build_report, write_report
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
+RUN_FILE = "run.json"
 _MAX_RAW_CHARS = 8000
 
 
@@ -104,7 +104,37 @@ def _row(record: BenchRecord, raw: Any, mode: str, elapsed: float) -> dict[str, 
     row = {"id": record.id, "category": record.category, "latency_s": round(elapsed, 4), "raw_output": stored}
     row.update(result.to_dict())
     row["errors"] = row["errors"][:3]
+    row["decoded"] = jsonable(result.decoded)
     return row
+
+
+def _check_same_run(path: Path, identity: dict[str, str], resume: bool) -> None:
+    """A results folder holds one suite in one mode: refuse to resume it with another."""
+    if resume and path.exists():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        for key, value in identity.items():
+            if recorded.get(key) != value:
+                raise ConfigError(
+                    f"{path.parent} holds a {key}={recorded.get(key)} run; this one is {key}={value}"
+                )
+    path.write_text(json.dumps(identity) + "\n", encoding="utf-8")
+
+
+def check_setup(llm: Any, options: BenchOptions) -> None:
+    """Raise `ConfigError` for a run that cannot work, before any request is sent."""
+    if options.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+    if options.concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {options.concurrency}")
+    if options.mode == "native" and not callable(getattr(llm, "chat_with_tools", None)):
+        raise ConfigError(
+            f"--mode native needs a backend that sends tools (OpenAICompatible with mode: chat); "
+            f"{type(llm).__name__} has no chat_with_tools"
+        )
+    if options.mode == "native" and getattr(llm, "mode", None) == "completions":
+        raise ConfigError(
+            "--mode native sends tools over the chat API: set `mode: chat` in the config's llm section"
+        )
 
 
 def run_benchmark(
@@ -119,15 +149,7 @@ def run_benchmark(
 
     `on_progress(done, total)` is called after each record (from the calling thread).
     """
-    if options.mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
-    if options.concurrency < 1:
-        raise ConfigError(f"concurrency must be at least 1, got {options.concurrency}")
-    if options.mode == "native" and not callable(getattr(llm, "chat_with_tools", None)):
-        raise ConfigError(
-            f"--mode native needs a backend that sends tools (OpenAICompatible with mode: chat); "
-            f"{type(llm).__name__} has no chat_with_tools"
-        )
+    check_setup(llm, options)
     options = replace(options, language_hints=suite.name == "bfcl")
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +161,8 @@ def run_benchmark(
             f"{results_path} exists: pass --resume to continue that run, or choose another --out"
         )
     todo = [r for r in records if r.id not in previous or previous[r.id].get("inference_error")]
+    _check_same_run(out / RUN_FILE, {"suite": suite.name, "mode": options.mode}, options.resume)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    lock = threading.Lock()
     done = len(records) - len(todo)
     if on_progress:
         on_progress(done, len(records))
@@ -168,11 +190,9 @@ def run_benchmark(
         futures = [pool.submit(work, record) for record in todo]
         try:
             for future in as_completed(futures):
-                row = future.result()
-                with lock:
-                    sink.write(json.dumps(row, ensure_ascii=False, default=repr) + "\n")
-                    sink.flush()
-                    previous[row["id"]] = row
+                row = future.result()  # rows are written here, by this thread only
+                sink.write(json.dumps(row, ensure_ascii=False, default=repr) + "\n")
+                sink.flush()
                 done += 1
                 if on_progress:
                     on_progress(done, len(records))

@@ -105,8 +105,9 @@ def to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "string"
     elif kind in OPENAPI_TYPES:
         out["type"] = OPENAPI_TYPES[kind]
-        if kind == "float":
+        if kind == "float":  # as BFCL tells function-calling models
             out["format"] = "float"
+            out["description"] = out.get("description", "") + " This is a float type value."
     else:
         out["type"] = "string"
     if isinstance(out.get("properties"), dict):

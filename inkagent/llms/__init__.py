@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .hf import HFTransformer
     from .openai_compat import OpenAICompatible
     from .scripted import ScriptedLLM
+    from .vlm import VisionLanguageModel
 
 _EXPORTS = {
     "LLM": ".base",
@@ -20,6 +21,7 @@ _EXPORTS = {
     "ScriptedLLM": ".scripted",
     "HFTransformer": ".hf",
     "OpenAICompatible": ".openai_compat",
+    "VisionLanguageModel": ".vlm",
 }
 
 __all__ = list(_EXPORTS)

@@ -317,11 +317,9 @@ class OpenAICompatible(LLM):
         temperature = params.get("temperature")
         if not params.get("do_sample", True):
             temperature = 0.0
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "stream": stream,
-            "max_tokens": params.get("max_new_tokens"),
-        }
+        payload: dict[str, Any] = {"model": self.model, "stream": stream}
+        if params.get("max_new_tokens") is not None:
+            payload["max_tokens"] = params["max_new_tokens"]
         if temperature is not None:
             payload["temperature"] = temperature
         if params.get("top_p") is not None and temperature != 0.0:

@@ -222,6 +222,9 @@ class VisionLanguageModel(LLM):
         kwargs: dict[str, Any] = {"text": prompt, "return_tensors": "pt"}
         if pictures:
             kwargs["images"] = pictures
+        bos = getattr(self.tokenizer, "bos_token", None)
+        if bos and prompt.startswith(bos):  # the chat template wrote the BOS: do not add a second one
+            kwargs["add_special_tokens"] = False
         try:
             batch = self.processor(**kwargs)
         except ValueError as exc:  # e.g. the number of image tokens and images differ

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..bench.datasets import load_suite
-    from ..bench.harness import BenchOptions
+    from ..bench.harness import BenchOptions, check_setup
     from ..bench.report import print_table
     from ..errors import ConfigError, InkAgentError
     from .config import build_llm, load_config
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             prompt_language=args.prompt_language,
             gen_params=_gen_params(args),
         )
+        check_setup(llm, options)
         meta = {"config": str(args.config), "model": config.llm.type + _model_name(config)}
         report = _run_with_progress(llm, suite, options, meta, console)
     except InkAgentError as exc:

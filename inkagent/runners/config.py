@@ -178,6 +178,8 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
         raise ConfigError(str(exc), path=str(config.source), key="agent.type") from exc
     extra = dict(section.model_extra or {})
     if section.type != "Internlm2Agent" and agent_cls.__name__ != "Internlm2Agent":
+        if "language" in section.model_fields_set:
+            extra["language"] = section.language
         return agent_cls(llm=llm, **extra)  # a skill agent takes its own keys
     limits = {"timeout_s": section.tool_timeout_s, "max_output_chars": section.max_output_chars}
     plugin_executor = ActionExecutor(build_actions(config, llm), **limits) if config.actions else None

@@ -58,7 +58,7 @@ class _CallView:
 
 
 @dataclass
-class RunSummary:
+class _RunSummary:
     """What one run (a user message up to its final answer) did, for the line after the answer."""
 
     model_calls: int = 0
@@ -105,7 +105,7 @@ class EventRenderer:
         self._held_text = ""  # text that arrived while calls were on screen, or trailing whitespace
         self._at_line_start = True
         self._text_in_turn = False
-        self._run = RunSummary()
+        self._run = _RunSummary()
 
     # -- public ------------------------------------------------------------------------------------
     def render(self, event: Any) -> None:
@@ -197,7 +197,7 @@ class EventRenderer:
 
     # -- events ------------------------------------------------------------------------------------
     def _user(self, event: UserMessage) -> None:
-        self._run = RunSummary(started=event.time)
+        self._run = _RunSummary(started=event.time)
         if self.show_user:
             self._line(f"> {event.text}", style="bold cyan")
 
@@ -250,7 +250,7 @@ class EventRenderer:
             )
         elif event.state != AgentState.ANSWERED:
             self._line(f"no answer: {event.state.value}", plain_prefix="[", plain_suffix="]")
-        self._run = RunSummary()
+        self._run = _RunSummary()
 
     def _summary_text(self, event: FinalAnswer) -> str:
         run = self._run

@@ -47,7 +47,18 @@ KEYS_HELP = (
 )
 
 
+CHAT_HELP = """\
+commands: /help  /tools  /reset  /history  /save FILE  /load FILE  /trace  /exit   (//text sends /text)
+keys:     Enter sends; Alt+Enter or a trailing \\ adds a line; Tab completes commands and file names;
+          Ctrl-C cancels a running turn (model and tool) or clears the line; Ctrl-D exits
+input history: $INKAGENT_HOME/history (default ~/.inkagent/history)
+not a terminal: messages are read line by line from stdin and the output is plain text
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = CHAT_HELP
     parser.add_argument("config", help="YAML config file (see configs/ and `inkagent run --help`)")
     parser.add_argument(
         "--trace", help="append the session's trace here (default: the config's, or runs/<time>)"
@@ -280,6 +291,11 @@ class ChatSession:
 
                     self._own_trace.write(AgentError(kind="cancelled", message="the run was cancelled"))
                 self.renderer.cancelled()
+        except Exception as exc:  # an agent that raises instead of reporting: say so, keep the session
+            logger.debug("the turn failed", exc_info=True)
+            stream.close()
+            self.renderer.close()
+            self.renderer.note(f"error: {type(exc).__name__}: {exc} (the turn was dropped)", style="bold red")
         finally:
             self.renderer.close()
 

@@ -1,0 +1,1 @@
+"""An example inkagent plugin package (see pyproject.toml for the entry points)."""
