@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -155,7 +156,15 @@ def _is_file_target(target: str) -> bool:
     return target.endswith(".py") or "/" in target or "\\" in target or target.startswith(".")
 
 
+_FILE_LOCK = threading.RLock()  # two agents built at once must not both import the same plugin file
+
+
 def _load_file(target: str, base_dir: Path | None) -> Any:
+    with _FILE_LOCK:
+        return _load_file_locked(target, base_dir)
+
+
+def _load_file_locked(target: str, base_dir: Path | None) -> Any:
     """Import a plugin file once per process (under a name derived from its path).
 
     Its folder is appended to `sys.path`, so a plugin file can import modules that sit next to it,

@@ -294,7 +294,7 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
     return LlamaForCausalLM(config)
 
 
-def batch_loss(model: Any, prefix: list[int], items: list[Encoded]) -> tuple[Any, int]:
+def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool = True) -> tuple[Any, int]:
     """Mean loss over the batch's target tokens, the shared prefix run once."""
     import torch
     import torch.nn.functional as F
@@ -308,13 +308,16 @@ def batch_loss(model: Any, prefix: list[int], items: list[Encoded]) -> tuple[Any
         ids[row, : len(item.ids)] = torch.tensor(item.ids)
         mask[row, len(prefix) : len(prefix) + len(item.ids)] = 1
         wanted[row, : len(item.ids)] = torch.tensor(item.targets)
-    prefix_out = model.model(input_ids=torch.tensor([prefix]), use_cache=True)
-    cache = prefix_out.past_key_values
-    cache.batch_repeat_interleave(len(items))
-    hidden = model.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state
-    # position t predicts token t + 1; token 0 of the dialogue is `<|im_start|>`, never a target
-    select = wanted[:, 1:]
-    logits = model.lm_head(hidden[:, :-1][select])
+    # bfloat16 matmuls are several times faster than float32 ones on CPUs with AVX512-BF16 / AMX;
+    # the weights and the optimizer stay float32
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        prefix_out = model.model(input_ids=torch.tensor([prefix]), use_cache=True)
+        cache = prefix_out.past_key_values
+        cache.batch_repeat_interleave(len(items))
+        hidden = model.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state
+        # position t predicts token t + 1; token 0 of the dialogue is `<|im_start|>`, never a target
+        select = wanted[:, 1:]
+        logits = model.lm_head(hidden[:, :-1][select])
     labels = ids[:, 1:][select]
     return F.cross_entropy(logits.float(), labels), int(select.sum())
 
@@ -344,12 +347,15 @@ def train(model: Any, data: Dataset, args: argparse.Namespace) -> dict[str, Any]
         items = [data.items[i] for i in indexes]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss, count = batch_loss(model, data.prefixes[items[0].variant], items)
+        loss, count = batch_loss(model, data.prefixes[items[0].variant], items, bf16=args.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if args.max_minutes and time.perf_counter() - started > args.max_minutes * 60:
+            logger.info("stopping at step %d: --max-minutes %g reached", step, args.max_minutes)
+            break
         if step % 50 == 0 or step == args.steps - 1:
             elapsed = time.perf_counter() - started
             logger.info("step %d/%d  loss %.4f  lr %.2e  %.0f s", step, args.steps, running, lr_at(step), elapsed)
@@ -373,6 +379,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32 (slower on most CPUs)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop early after this long (experiments)")
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
                         help="dtype of the saved weights (float16 halves the file; the CPU loads float32)")
     return parser.parse_args(argv)

@@ -90,7 +90,7 @@ def test_plugin_file_referenced_by_path_runs(tmp_path):
     call = '<|action_start|><|plugin|>\n{"name": "shout", "parameters": {"text": "hello"}}<|action_end|>\n'
     path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM", "responses": [call, "It said HELLO!<|im_end|>"]},
                                  "actions": ["./my_tools.py:shout"]})
-    proc = run_cli("run", str(path), "--task", "shout hello", "--json", cwd=ROOT)
+    proc = run_cli("run", str(path), "--task", "shout hello", "--json", "--trace", str(tmp_path / "t.jsonl"), cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["tool_calls"][0]["output"] == "HELLO!"
 

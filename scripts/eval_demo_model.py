@@ -1,0 +1,203 @@
+"""Measure the bundled demo model: task success, tool-call accuracy, and behaviour off its training.
+
+    python scripts/eval_demo_model.py                   # all three, the bundled model
+    python scripts/eval_demo_model.py --model DIR --arithmetic 60 --calls 400 --out report.json
+
+- arithmetic: held-out arithmetic tasks (a hash partition of expressions never used in training) run
+  through the real agent of configs/demo.yaml with the real Jupyter interpreter; a task succeeds when
+  the final answer contains the right number.
+- calls: the first turn of held-out synthetic dialogues of every kind (English and Chinese), scored
+  on the decoded call: the right tool with exactly the right arguments, or no call where none is due.
+  (The benchmark's own measure on the `inkagent-tools` test split is `inkagent bench`.)
+- off-domain: requests the model was not trained on (a poem, history...) run through the agent; each
+  must end cleanly, with an answer or a clear failure state, within the turn and token limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from demo_dialogues import DialogueGenerator, Example  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "configs" / "demo.yaml"
+OFF_DOMAIN = [
+    "Write a poem about autumn leaves.",
+    "Who was the first president of the United States?",
+    "Explain the causes of the French Revolution.",
+    "Tell me a long story about a dragon and a knight.",
+    "Translate 'the weather is nice today' into German.",
+    "What is the best programming language?",
+    "写一首关于长江的诗。",
+    "明朝是哪一年灭亡的？",
+    "Summarize the plot of Hamlet in detail.",
+    "asdf qwer zxcv",
+]
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+logger = logging.getLogger("eval_demo_model")
+
+
+def load_llm(model: str) -> Any:
+    from inkagent.llms import HFTransformer
+
+    return HFTransformer(path=model, device="cpu", do_sample=False, max_new_tokens=256)
+
+
+def build_demo_agent(config_path: Path, llm: Any) -> Any:
+    from inkagent.runners.config import build_agent, load_config
+
+    return build_agent(load_config(config_path), llm=llm)
+
+
+def contains_number(answer: str, expected: str) -> bool:
+    """Whether the answer states the expected value (as written, or as an equal number)."""
+    if expected in answer:
+        return True
+    try:
+        want = float(expected)
+    except ValueError:
+        return False
+    for found in _NUMBER.findall(answer.replace(",", "")):
+        value = float(found)
+        if value == want or (want != 0 and abs(value - want) / abs(want) < 1e-9):
+            return True
+    return False
+
+
+def eval_arithmetic(agent: Any, count: int, seed: int) -> dict[str, Any]:
+    generator = DialogueGenerator(seed, split="eval")
+    rows, successes = [], 0
+    started = time.perf_counter()
+    for _ in range(count):
+        example = generator.arithmetic_task()
+        expected = example.expected[0]
+        agent.reset()
+        result = agent.chat(example.task)
+        answer = result.response or ""
+        called = [a.type for a in result.actions]
+        ok = contains_number(answer, expected)
+        successes += ok
+        rows.append({"task": example.task, "expected": expected, "answer": answer, "calls": called, "ok": ok})
+        logger.info("%s %s -> %s", "ok  " if ok else "FAIL", example.task, answer[:80])
+    return {"tasks": count, "success": successes / count, "seconds": round(time.perf_counter() - started, 1),
+            "failures": [r for r in rows if not r["ok"]]}
+
+
+def _first_call_expected(example: Example) -> dict[str, Any] | None:
+    assistant = example.messages[1]
+    if not assistant.tool_calls:
+        return None
+    call = assistant.tool_calls[0]
+    return {"name": call.name, "arguments": call.arguments}
+
+
+def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> dict[str, Any]:
+    """First-turn call accuracy on held-out synthetic dialogues, with the demo prompt."""
+    from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, Weather
+    from inkagent.protocols import Internlm2Protocol
+
+    plugins = ActionExecutor([Weather(), ArxivSearch()])
+    interpreter_action = IPythonInterpreter()
+    interpreter = ActionExecutor([interpreter_action], timeout_s=None)
+    protocol = Internlm2Protocol(language=language_prompt)
+    generator = DialogueGenerator(seed + 1, split="eval")
+    per_kind: dict[str, list[int]] = {}
+    failures = []
+    started = time.perf_counter()
+    try:
+        for _ in range(count):
+            example = generator.sample()
+            prompt = protocol.format(example.messages[:1], plugins, interpreter)
+            output = llm.chat(prompt)
+            parsed = protocol.parse(output)
+            got = [{"name": c.name, "arguments": c.arguments} for c in parsed.calls]
+            want = _first_call_expected(example)
+            ok = (got == [want]) if want else (not got and not parsed.errors)
+            stats = per_kind.setdefault(example.kind, [0, 0])
+            stats[0] += ok
+            stats[1] += 1
+            if not ok:
+                failures.append({"kind": example.kind, "task": example.task, "expected": want, "got": got,
+                                 "output": output[:300]})
+    finally:
+        interpreter_action.close()
+    total = sum(n for _, n in per_kind.values())
+    return {"examples": total, "accuracy": sum(k for k, _ in per_kind.values()) / total,
+            "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
+            "seconds": round(time.perf_counter() - started, 1), "failures": failures[:50]}
+
+
+def eval_off_domain(agent: Any) -> dict[str, Any]:
+    rows = []
+    for task in OFF_DOMAIN:
+        agent.reset()
+        started = time.perf_counter()
+        final = None
+        error = None
+        for event in agent.stream(task):
+            kind = getattr(event, "type", "")
+            if kind == "final_answer":
+                final = event
+            elif kind == "error":
+                error = event.message
+        rows.append({"task": task, "state": final.state.value if final else "none", "answer": final.text if final else "",
+                     "error": error, "seconds": round(time.perf_counter() - started, 2)})
+        logger.info("%s -> %s %s", task, rows[-1]["state"], rows[-1]["answer"][:80])
+    clean = sum(r["state"] != "none" for r in rows)
+    return {"tasks": len(rows), "ended_cleanly": clean, "answered": sum(r["state"] == "answered" for r in rows),
+            "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "inkagent" / "demo_model"))
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG))
+    parser.add_argument("--arithmetic", type=int, default=60, help="held-out arithmetic tasks (0 to skip)")
+    parser.add_argument("--calls", type=int, default=300, help="held-out dialogues for call accuracy (0 to skip)")
+    parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", help="write the full report here (JSON)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    llm = load_llm(args.model)
+    report: dict[str, Any] = {"model": args.model}
+    if args.calls:
+        report["calls"] = eval_calls(llm, args.calls, args.seed)
+        logger.info("call accuracy %.3f %s", report["calls"]["accuracy"], report["calls"]["per_kind"])
+    if args.arithmetic or args.off_domain:
+        agent = build_demo_agent(Path(args.config), llm)
+        try:
+            if args.arithmetic:
+                report["arithmetic"] = eval_arithmetic(agent, args.arithmetic, args.seed)
+                logger.info("arithmetic task success %.3f", report["arithmetic"]["success"])
+            if args.off_domain:
+                report["off_domain"] = eval_off_domain(agent)
+                logger.info("off-domain: %d/%d ended cleanly", report["off_domain"]["ended_cleanly"], len(OFF_DOMAIN))
+        finally:
+            agent.close()
+    summary = {
+        "call_accuracy": report.get("calls", {}).get("accuracy"),
+        "arithmetic_success": report.get("arithmetic", {}).get("success"),
+        "off_domain_clean": report.get("off_domain", {}).get("ended_cleanly"),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
