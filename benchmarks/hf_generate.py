@@ -8,8 +8,10 @@ streaming through `HFTransformer.stream_text` (medians over --repeats interleave
 to raw, the cost per token, and how the cost per token grows from the shortest to the longest output
 (constant-work detokenisation keeps that growth to the model's own). It also prints what re-decoding
 the whole output at every token, as lagent 0.2.4 does, would add per token (lagent 0.2.4's own
-HFTransformer cannot run on transformers >= 4.41, so it cannot be timed directly). With
---batch-sizes (default 1,16 on CUDA) it reports the throughput of one left-padded batch.
+HFTransformer cannot be timed here: it calls `.cuda()` and private generation APIs that today's
+transformers no longer has). With --batch-sizes (default 1,16 on CUDA) it reports the throughput of
+one left-padded batch. On the CPU, ratios use the process's CPU time (steadier than the wall clock on
+a shared machine; both are printed) and torch runs one thread unless --threads says otherwise.
 
 Models have random weights, built from a config, with a synthetic byte-level BPE tokenizer of the
 model's vocabulary size that carries InternLM2's special tokens: nothing is downloaded. Generation is

@@ -131,7 +131,9 @@ def load_object(spec: str, *, table: dict[str, str] | None = None, base_dir: Pat
     if ":" not in spec:
         known = ", ".join(sorted(table)) if table else ""
         raise LookupFailed(
-            f"unknown name {spec!r}" + (f" (known: {known})" if known else "") + "; use `module:attr` or `./file.py:attr`"
+            f"unknown name {spec!r}"
+            + (f" (known: {known})" if known else "")
+            + "; use `module:attr` or `./file.py:attr`"
         )
     target, _, attr = spec.rpartition(":")
     if _is_file_target(target):
@@ -170,8 +172,11 @@ def _load_file_locked(target: str, base_dir: Path | None) -> Any:
     Its folder is appended to `sys.path`, so a plugin file can import modules that sit next to it,
     as it could when run as a script.
     """
-    candidates = [Path(target)] if Path(target).is_absolute() else [base_dir / target if base_dir else None,
-                                                                     Path.cwd() / target]
+    candidates = (
+        [Path(target)]
+        if Path(target).is_absolute()
+        else [base_dir / target if base_dir else None, Path.cwd() / target]
+    )
     path = next((c.resolve() for c in candidates if c is not None and c.is_file()), None)
     if path is None:
         tried = ", ".join(str(c) for c in candidates if c is not None)

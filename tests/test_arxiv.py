@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from conftest import FIXTURES
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from conftest import FIXTURES
 from inkagent.actions import ActionExecutor, ArxivSearch
 from inkagent.agents import Internlm2Agent
 from inkagent.errors import ActionError
@@ -70,12 +70,17 @@ def test_top_papers_with_authors_dates_ids_and_pdf_links():
     ]
     assert "Authors: B. Kulchytskyy, G. Gervais, A. Del Maestro" in papers[2]
     assert "Published: 2013-03-27 (updated 2013-09-03)" in papers[2]
-    assert "Summary: As helium-4 is cooled below 2.17 K it undergoes a phase transition to a fundamentally" in papers[0]
+    assert (
+        "Summary: As helium-4 is cooled below 2.17 K it undergoes a phase transition to a fundamentally"
+        in papers[0]
+    )
     assert parse_qs(urlsplit(adapter.urls[0]).query)["max_results"] == ["3"]
 
 
 def test_summaries_are_cut_to_the_configured_length():
-    text = search_with(RecordedArxiv(), doc_content_chars_max=120).get_arxiv_article_information("au:del_maestro")
+    text = search_with(RecordedArxiv(), doc_content_chars_max=120).get_arxiv_article_information(
+        "au:del_maestro"
+    )
     summary = text.split("\n\n")[0].split("Summary: ", 1)[1]
     assert summary.endswith(" …") and len(summary) <= 122
 
@@ -85,23 +90,34 @@ def test_the_model_calls_it_by_lagents_api_name():
     call = ToolCall(name=API, arguments={"query": "au:del_maestro AND ti:checkerboard", "max_results": "2"})
     result = executor.run(call)
     assert result.ok, result.error
-    assert result.output.startswith("1. From stripe to checkerboard order on the square lattice in the presence of")
+    assert result.output.startswith(
+        "1. From stripe to checkerboard order on the square lattice in the presence of"
+    )
     assert "arXiv: cond-mat/0603029v1" in result.output
 
 
 def test_the_internlm2_fixture_call_is_valid_and_an_empty_result_says_so():
     fixture = [json.loads(line) for line in (FIXTURES / "internlm2_outputs.jsonl").read_text().splitlines()]
     expected = next(item["expect"] for item in fixture if item["expect"].get("name") == API)
-    result = ActionExecutor([search_with(RecordedArxiv())]).run(ToolCall(name=API, arguments=expected["parameters"]))
-    assert result.ok and result.output == "No arXiv papers found for 'tool learning large language models'. " \
-                                          "Try other or fewer keywords."
+    result = ActionExecutor([search_with(RecordedArxiv())]).run(
+        ToolCall(name=API, arguments=expected["parameters"])
+    )
+    assert (
+        result.ok
+        and result.output
+        == "No arXiv papers found for 'tool learning large language models'. Try other or fewer keywords."
+    )
 
 
 def test_schema_bounds_max_results():
     executor = ActionExecutor([search_with(RecordedArxiv())])
     spec = {s.name: s for s in executor.specs()}[API]
     assert spec.parameters["properties"]["max_results"] == {
-        "type": "integer", "default": 3, "minimum": 1, "maximum": 20, "description": "how many papers to return"
+        "type": "integer",
+        "default": 3,
+        "minimum": 1,
+        "maximum": 20,
+        "description": "how many papers to return",
     }
     result = executor.run(ToolCall(name=API, arguments={"query": "x", "max_results": 500}))
     assert result.error_type == "invalid_arguments" and "max_results" in result.error
@@ -122,10 +138,12 @@ def test_a_persistent_server_error_is_a_clear_error_after_the_retries():
 
 def test_no_network_reaches_the_model_as_a_clear_error():
     # no recorded transport: the real session meets the test suite's network block (or a missing DNS)
-    llm = ScriptedLLM([
-        f'<|action_start|><|plugin|>\n{{"name": "{API}", "parameters": {{"query": "tool learning"}}}}<|action_end|>',
-        "arXiv cannot be reached right now.<|im_end|>",
-    ])
+    llm = ScriptedLLM(
+        [
+            f'<|action_start|><|plugin|>\n{{"name": "{API}", "parameters": {{"query": "tool learning"}}}}<|action_end|>',
+            "arXiv cannot be reached right now.<|im_end|>",
+        ]
+    )
     executor = ActionExecutor([ArxivSearch(delay_seconds=0, num_retries=1)])
     with Internlm2Agent(llm, plugin_executor=executor) as agent:
         result = agent.chat("Find papers on tool learning")

@@ -160,6 +160,7 @@ def test_two_sessions_do_not_share_variables_or_folders():
 def test_calls_from_other_threads_work_and_time_out():
     outcomes = []
     with IPythonInterpreter(timeout_s=1) as interpreter:
+
         def worker():
             outcomes.append(interpreter.run("print(6 * 7)"))
             outcomes.append(interpreter.run("while True: pass"))
@@ -209,8 +210,9 @@ def test_no_kernel_outlives_a_process_that_exits_without_closing():
 
 
 def test_no_kernel_outlives_a_killed_agent_process():
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, "hang"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "hang"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     kernel = psutil.Process(int(proc.stdout.readline()))
     proc.kill()  # SIGKILL: no atexit, no finalizers; the kernel notices its parent is gone
     proc.wait()
@@ -219,10 +221,12 @@ def test_no_kernel_outlives_a_killed_agent_process():
 
 
 def test_the_agent_runs_interpreter_calls_and_reads_the_result():
-    llm = ScriptedLLM([
-        "<|action_start|><|interpreter|>\n```python\nprint(sum(range(1, 101)))\n```<|action_end|>\n",
-        "The sum is 5050.<|im_end|>",
-    ])
+    llm = ScriptedLLM(
+        [
+            "<|action_start|><|interpreter|>\n```python\nprint(sum(range(1, 101)))\n```<|action_end|>\n",
+            "The sum is 5050.<|im_end|>",
+        ]
+    )
     executor = ActionExecutor([IPythonInterpreter()], timeout_s=None)
     with Internlm2Agent(llm, interpreter_executor=executor) as agent:
         result = agent.chat("What is 1 + 2 + ... + 100?")
@@ -232,17 +236,21 @@ def test_the_agent_runs_interpreter_calls_and_reads_the_result():
 
 def test_interpreter_section_of_a_config_builds_a_limited_interpreter(tmp_path):
     config_path = tmp_path / "agent.yaml"
-    config_path.write_text(textwrap.dedent(f"""\
+    config_path.write_text(
+        textwrap.dedent(f"""\
         llm: {{type: ScriptedLLM, responses: []}}
-        interpreter: {{type: IPythonInterpreter, timeout_s: 5, memory_limit_mb: 1024, work_dir: {tmp_path / 'wd'}}}
-        """))
+        interpreter: {{type: IPythonInterpreter, timeout_s: 5, memory_limit_mb: 1024, work_dir: {tmp_path / "wd"}}}
+        """)
+    )
     agent = build_agent(load_config(config_path))
     try:
         interpreter = next(iter(agent.interpreter_executor.actions.values()))
         assert isinstance(interpreter, IPythonInterpreter)
         assert (interpreter.timeout_s, interpreter.memory_limit_mb) == (5, 1024)
         result = agent.interpreter_executor.run(
-            ToolCall(kind="interpreter", name="IPythonInterpreter", arguments={"command": "import os; os.getcwd()"})
+            ToolCall(
+                kind="interpreter", name="IPythonInterpreter", arguments={"command": "import os; os.getcwd()"}
+            )
         )
         assert result.output == repr(str(tmp_path / "wd"))
     finally:

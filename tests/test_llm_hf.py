@@ -232,7 +232,9 @@ def test_modelscope_id_is_downloaded_with_snapshot_download(tiny_model_dir, monk
         return str(tiny_model_dir)
 
     monkeypatch.setitem(sys.modules, "modelscope", types.SimpleNamespace(snapshot_download=snapshot_download))
-    llm = HFTransformer("modelscope:Shanghai_AI_Laboratory/internlm2-chat-1_8b", do_sample=False, max_new_tokens=4)
+    llm = HFTransformer(
+        "modelscope:Shanghai_AI_Laboratory/internlm2-chat-1_8b", do_sample=False, max_new_tokens=4
+    )
     assert asked == ["Shanghai_AI_Laboratory/internlm2-chat-1_8b"]  # downloaded once, for model and tokenizer
     assert isinstance(llm.generate("hi"), str)
 

@@ -64,6 +64,8 @@ def served(tiny_model_dir) -> Iterator[Served]:  # noqa: F811
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
     )
     log: list[str] = []
+    watchdog = threading.Timer(120, server.kill)  # a server that never comes up ends the wait
+    watchdog.start()
     try:
         # Uvicorn says so when it accepts connections; the model is loaded before that.
         for line in server.stdout:
@@ -71,12 +73,14 @@ def served(tiny_model_dir) -> Iterator[Served]:  # noqa: F811
             if "Uvicorn running on" in line:
                 break
         else:
-            pytest.fail("transformers serve exited:\n" + "".join(log))
+            pytest.fail("transformers serve did not start:\n" + "".join(log))
+        watchdog.cancel()
         # Keep draining its output so the server never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
         local = HFTransformer(str(tiny_model_dir), meta_template=None, do_sample=False, device="cpu")
         yield Served(f"http://127.0.0.1:{port}/v1", str(tiny_model_dir), local)
     finally:
+        watchdog.cancel()
         server.terminate()
         server.wait(timeout=30)
 
@@ -193,7 +197,11 @@ def scripted() -> Iterator:
             def do_POST(self):  # noqa: N802  (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
                 requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(self.rfile.read(length))}
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "json": json.loads(self.rfile.read(length)),
+                    }
                 )
                 reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 if reply.hang:
@@ -256,7 +264,9 @@ def test_429_then_200_is_retried(scripted):
         Reply(429, b'{"error": {"message": "slow down"}}', {**JSON, "Retry-After": "0"}),
         Reply(200, completion_body("hello"), JSON),
     )
-    llm = OpenAICompatible(model="m", base_url=server.base_url, retry_backoff_s=0.01, keep_special_tokens=False)
+    llm = OpenAICompatible(
+        model="m", base_url=server.base_url, retry_backoff_s=0.01, keep_special_tokens=False
+    )
     assert llm.generate("hi") == "hello"
     assert len(server.requests) == 2
     assert llm.last_stats.prompt_tokens == 7 and llm.last_stats.completion_tokens == 3
@@ -357,7 +367,11 @@ TOOLS = [
         "function": {
             "name": "Weather.query",
             "description": "Weather of a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -394,7 +408,11 @@ def test_chat_with_tools_returns_the_tool_calls(scripted):
     llm = OpenAICompatible(model="internlm2-chat-7b", base_url=server.base_url, mode="chat")
     history = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {}}],
+        },
         {"role": "environment", "content": "sunny", "tool_call_id": "c1"},
         {"role": "environment", "content": "a note", "name": "plugin"},
     ]
@@ -411,5 +429,5 @@ def test_chat_with_tools_returns_the_tool_calls(scripted):
 
 def test_sse_decoder_handles_comments_fields_and_multiline_data():
     decoder = SSEDecoder()
-    lines = [": ping", "event: message", "id: 7", "data: {\"a\":", "data: 1}", "", "data:[DONE]", ""]
+    lines = [": ping", "event: message", "id: 7", 'data: {"a":', "data: 1}", "", "data:[DONE]", ""]
     assert [d for line in lines if (d := decoder.feed(line)) is not None] == ['{"a":\n1}', "[DONE]"]

@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 import pytest
 import yaml
+from conftest import ROOT, run_cli
 from pydantic import BaseModel, Field
 
-from conftest import ROOT, run_cli
 from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, tool
 from inkagent.errors import ConfigError, InkAgentError
 from inkagent.registry import LookupFailed, action_names, entry_point_sources, load_object
@@ -47,8 +47,14 @@ class Size:
 
 
 @tool
-def publish(title: str, outline: Section, size: Size, priority: Priority = Priority.LOW,
-            tags: list[str] | None = None, when: date | None = None) -> dict:
+def publish(
+    title: str,
+    outline: Section,
+    size: Size,
+    priority: Priority = Priority.LOW,
+    tags: list[str] | None = None,
+    when: date | None = None,
+) -> dict:
     """Publish a document.
 
     :param title: the document's title
@@ -56,8 +62,13 @@ def publish(title: str, outline: Section, size: Size, priority: Priority = Prior
     :param size: page size in points
     :param priority: how urgent it is
     """
-    return {"title": title, "top": [s.title for s in outline.sections], "area": size.width * size.height,
-            "priority": priority.value, "when": when.isoformat() if when else None}
+    return {
+        "title": title,
+        "top": [s.title for s in outline.sections],
+        "area": size.width * size.height,
+        "priority": priority.value,
+        "when": when.isoformat() if when else None,
+    }
 
 
 def test_sphinx_docstring_and_a_parameter_named_title_survive():
@@ -79,8 +90,12 @@ def test_recursive_models_keep_a_reference_instead_of_looping():
 def test_dataclasses_enums_optionals_and_dates_in_the_schema():
     props = publish.spec.parameters["properties"]
     assert props["size"]["properties"] == {"width": {"type": "integer"}, "height": {"type": "integer"}}
-    assert props["priority"] == {"enum": ["low", "high"], "type": "string", "description": "how urgent it is",
-                                 "default": "low"}
+    assert props["priority"] == {
+        "enum": ["low", "high"],
+        "type": "string",
+        "description": "how urgent it is",
+        "default": "low",
+    }
     assert props["tags"]["anyOf"] == [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}]
     assert {"type": "string", "format": "date"} in props["when"]["anyOf"]
 
@@ -88,11 +103,20 @@ def test_dataclasses_enums_optionals_and_dates_in_the_schema():
 def test_openai_and_lagent_forms():
     openai = publish.openai_tool()
     assert openai["type"] == "function" and openai["function"]["name"] == "publish"
-    assert openai["function"]["parameters"] is publish.spec.parameters or \
-        openai["function"]["parameters"] == publish.spec.parameters
+    assert (
+        openai["function"]["parameters"] is publish.spec.parameters
+        or openai["function"]["parameters"] == publish.spec.parameters
+    )
     lagent = publish.lagent_description()
     assert lagent["description"] == "Publish a document."
-    assert [p["name"] for p in lagent["parameters"]] == ["title", "outline", "size", "priority", "tags", "when"]
+    assert [p["name"] for p in lagent["parameters"]] == [
+        "title",
+        "outline",
+        "size",
+        "priority",
+        "tags",
+        "when",
+    ]
     assert lagent["parameters"][3]["type"] == "STRING" and lagent["required"] == ["title", "outline", "size"]
 
 
@@ -121,13 +145,18 @@ def test_google_numpy_and_annotated_descriptions():
         return city
 
     @tool
-    def annotated(city: Annotated[str, "the city, e.g. Paris"], days: Annotated[int, Field(ge=1, le=16)] = 3) -> str:
+    def annotated(
+        city: Annotated[str, "the city, e.g. Paris"], days: Annotated[int, Field(ge=1, le=16)] = 3
+    ) -> str:
         """Forecast."""
         return city
 
     for fn in (google, numpy_style):
         props = fn.spec.parameters["properties"]
-        assert props["city"]["description"] == "the city, e.g. Paris" and props["days"]["description"] == "how many days"
+        assert (
+            props["city"]["description"] == "the city, e.g. Paris"
+            and props["days"]["description"] == "how many days"
+        )
     props = annotated.spec.parameters["properties"]
     assert props["city"]["description"] == "the city, e.g. Paris"
     assert (props["days"]["minimum"], props["days"]["maximum"], props["days"]["default"]) == (1, 16, 3)
@@ -171,24 +200,45 @@ def run(fn, **arguments):
 
 
 def test_nested_arguments_arrive_as_typed_objects():
-    result = run(publish, title="Guide", outline={"title": "Guide", "sections": [{"title": "Intro"}]},
-                 size={"width": "595", "height": 842}, priority="high", when="2025-01-31")
+    result = run(
+        publish,
+        title="Guide",
+        outline={"title": "Guide", "sections": [{"title": "Intro"}]},
+        size={"width": "595", "height": 842},
+        priority="high",
+        when="2025-01-31",
+    )
     assert result.ok, result.error
-    assert json.loads(result.output) == {"title": "Guide", "top": ["Intro"], "area": 595 * 842, "priority": "high",
-                                         "when": "2025-01-31"}
+    assert json.loads(result.output) == {
+        "title": "Guide",
+        "top": ["Intro"],
+        "area": 595 * 842,
+        "priority": "high",
+        "when": "2025-01-31",
+    }
 
 
 def test_objects_sent_as_json_text_are_decoded_but_strings_stay_strings():
-    result = run(publish, title='{"not": "decoded"}', outline='{"title": "Guide", "sections": []}',
-                 size='{"width": 1, "height": 2}')
+    result = run(
+        publish,
+        title='{"not": "decoded"}',
+        outline='{"title": "Guide", "sections": []}',
+        size='{"width": 1, "height": 2}',
+    )
     assert result.ok, result.error
-    assert json.loads(result.output)["title"] == '{"not": "decoded"}' and json.loads(result.output)["area"] == 2
+    assert (
+        json.loads(result.output)["title"] == '{"not": "decoded"}' and json.loads(result.output)["area"] == 2
+    )
 
 
 def test_lossy_or_wrong_values_are_refused_with_the_reason():
-    result = run(publish, title="x", outline={"title": "x"}, size={"width": 1.5, "height": 2}, priority="urgent")
+    result = run(
+        publish, title="x", outline={"title": "x"}, size={"width": 1.5, "height": 2}, priority="urgent"
+    )
     assert result.error_type == "invalid_arguments"
-    assert "'size.width'" in result.error and "'priority'" in result.error and "'low' or 'high'" in result.error
+    assert (
+        "'size.width'" in result.error and "'priority'" in result.error and "'low' or 'high'" in result.error
+    )
 
 
 def test_untyped_defaults_and_positional_only_parameters():
@@ -202,8 +252,11 @@ def test_untyped_defaults_and_positional_only_parameters():
         """
         return value * factor
 
-    assert scale.spec.parameters["properties"]["factor"] == {"default": 2, "description": "by how much",
-                                                             "type": "integer"}
+    assert scale.spec.parameters["properties"]["factor"] == {
+        "default": 2,
+        "description": "by how much",
+        "type": "integer",
+    }
     assert run(scale, value=3, factor="4").output == "12"
     assert scale(5) == 10  # still a plain function
 
@@ -236,7 +289,8 @@ def test_builtins_by_name_are_inkagent_actions_that_coexist_with_lagents():
 
 def test_plugin_files_and_modules_by_path(tmp_path):
     (tmp_path / "helpers.py").write_text("PREFIX = '>> '\n")
-    (tmp_path / "tools.py").write_text(textwrap.dedent('''\
+    (tmp_path / "tools.py").write_text(
+        textwrap.dedent('''\
         from helpers import PREFIX
         from inkagent.actions import tool
 
@@ -244,7 +298,8 @@ def test_plugin_files_and_modules_by_path(tmp_path):
         def shout(text: str) -> str:
             """Shout."""
             return PREFIX + text.upper()
-        '''))
+        ''')
+    )
     shout = load_object("./tools.py:shout", base_dir=tmp_path)
     assert shout("hi") == ">> HI"
     assert load_object("./tools.py:shout", base_dir=tmp_path) is shout  # imported once
@@ -258,13 +313,16 @@ def test_plugin_files_and_modules_by_path(tmp_path):
 
 
 def test_a_plugin_file_that_fails_to_import_says_why(tmp_path):
-    (tmp_path / "bad.py").write_text("import lagent.actions\n"
-                                     "class ArxivSearch(lagent.actions.BaseAction):\n    '''Clashes.'''\n")
+    (tmp_path / "bad.py").write_text(
+        "import lagent.actions\nclass ArxivSearch(lagent.actions.BaseAction):\n    '''Clashes.'''\n"
+    )
     with pytest.raises(LookupFailed, match=r"bad\.py failed to import: .*ArxivSearch.*already registered"):
         load_object("./bad.py:ArxivSearch", base_dir=tmp_path)
 
 
-def make_distribution(site, dist: str, entry_points: dict[str, str], module: str | None = None, code: str = ""):
+def make_distribution(
+    site, dist: str, entry_points: dict[str, str], module: str | None = None, code: str = ""
+):
     """A minimal installed distribution: metadata, entry points and (optionally) a module."""
     info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
@@ -318,7 +376,9 @@ def test_two_packages_registering_one_name_is_a_clear_error_when_used(site, tmp_
     message = str(error.value)
     assert "two actions are registered as 'Echo'" in message
     assert "first_mod:echo (entry point of first-plugin 1.0)" in message and "second-plugin" in message
-    with pytest.raises(LookupFailed, match="inkagent.actions.weather:Weather \\(builtin\\) and first_mod:echo"):
+    with pytest.raises(
+        LookupFailed, match="inkagent.actions.weather:Weather \\(builtin\\) and first_mod:echo"
+    ):
         table["Weather"]
     config = tmp_path / "config.yaml"
     config.write_text("llm: {type: ScriptedLLM}\nactions: [Echo]\n")
@@ -337,13 +397,16 @@ def test_inkagent_actions_lists_builtins_and_entry_points_with_schemas(tmp_path)
     assert {"IPythonInterpreter", "ArxivSearch", "Weather", "echo"} <= entries.keys()
     echo = entries["echo"]
     assert echo["origin"] == "entry point of echo-plugin 1.0"
-    assert echo["apis"][0]["parameters"]["properties"]["text"] == {"type": "string", "description": "what to say"}
+    assert echo["apis"][0]["parameters"]["properties"]["text"] == {
+        "type": "string",
+        "description": "what to say",
+    }
     weather = {api["name"]: api for api in entries["Weather"]["apis"]}
     assert weather["Weather.forecast"]["parameters"]["properties"]["days"]["maximum"] == 16
 
     text = run_cli("actions", "Weather", "./examples/plugins/my_tools.py:TodoList")
     assert text.returncode == 0, text.stderr
-    assert "Weather.current(city: string, units: \"metric\" | \"imperial\" | null = null)" in text.stdout
+    assert 'Weather.current(city: string, units: "metric" | "imperial" | null = null)' in text.stdout
     assert "TodoList.add(item: string, due: string | null = null)" in text.stdout
 
 
@@ -372,7 +435,9 @@ def test_the_example_plugin_config_runs_in_inkagent_run(tmp_path):
     result = json.loads(proc.stdout)
     assert result["state"] == "answered"
     assert [call["output"] for call in result["tool_calls"]] == [
-        "26.2 mi = 42.1648 km", "added 'run 42.2 km'; 1 item(s) on the list"]
+        "26.2 mi = 42.1648 km",
+        "added 'run 42.2 km'; 1 item(s) on the list",
+    ]
 
 
 def test_the_example_plugins_async_tool_and_toolkit_state():
@@ -394,9 +459,22 @@ def test_the_installable_example_package_registers_its_actions(tmp_path):
     shutil.copytree(EXAMPLES / "inkagent-example-plugin", source)  # building writes into the source tree
     site = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(source)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert install.returncode == 0, install.stderr
     env = {"PYTHONPATH": str(site)}
@@ -407,12 +485,20 @@ def test_the_installable_example_package_registers_its_actions(tmp_path):
 
     call = '<|action_start|><|plugin|>\n{"name": "Glossary.define", "parameters": {"term": "LoRA"}}<|action_end|>'
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "llm": {"type": "ScriptedLLM", "responses": [call, "LoRA trains small low-rank matrices.<|im_end|>"]},
-        "actions": [{"type": "Glossary", "extra_terms": {"MoE": "Mixture of experts."}}],
-    }))
-    proc = run_cli("run", str(config), "--task", "What is LoRA?", "--json", "--trace", str(tmp_path / "t.jsonl"),
-                   env=env)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "llm": {
+                    "type": "ScriptedLLM",
+                    "responses": [call, "LoRA trains small low-rank matrices.<|im_end|>"],
+                },
+                "actions": [{"type": "Glossary", "extra_terms": {"MoE": "Mixture of experts."}}],
+            }
+        )
+    )
+    proc = run_cli(
+        "run", str(config), "--task", "What is LoRA?", "--json", "--trace", str(tmp_path / "t.jsonl"), env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["tool_calls"][0]["output"].startswith("Low-Rank Adaptation")
 

@@ -6,8 +6,8 @@ import json
 
 import httpx
 import pytest
-
 from conftest import FIXTURES
+
 from inkagent.actions import ActionExecutor, Weather
 from inkagent.agents import Internlm2Agent
 from inkagent.errors import ActionError, ConfigError
@@ -47,8 +47,9 @@ class Recorded:
             return httpx.Response(self.status, text=text)
         params, host, path = request.url.params, request.url.host, request.url.path
         if host == "geocoding-api.open-meteo.com" and path == "/v1/search":
-            return httpx.Response(200, json=body(GEOCODES.get((params["name"], params["language"]),
-                                                              "geocode_no_results.json")))
+            return httpx.Response(
+                200, json=body(GEOCODES.get((params["name"], params["language"]), "geocode_no_results.json"))
+            )
         if host == "api.open-meteo.com" and path == "/v1/forecast":
             if params.get("forecast_days") == "40":
                 return httpx.Response(400, json=body("error_400_forecast_days.json"))
@@ -103,7 +104,10 @@ def test_forecast_in_imperial_units_with_wmo_codes_in_words():
     }
     params = transport.requests[-1].url.params
     assert (params["temperature_unit"], params["wind_speed_unit"], params["precipitation_unit"]) == (
-        "fahrenheit", "mph", "inch")
+        "fahrenheit",
+        "mph",
+        "inch",
+    )
     assert params["forecast_days"] == "3"
 
 
@@ -115,7 +119,10 @@ def test_configured_units_are_the_default():
 def test_a_region_tells_places_with_one_name_apart():
     transport = Recorded()
     report = weather(transport).current("Springfield, Illinois")
-    assert report["place"] == "Springfield, Illinois, United States" and report["weather"] == "Slight rain showers"
+    assert (
+        report["place"] == "Springfield, Illinois, United States"
+        and report["weather"] == "Slight rain showers"
+    )
     assert transport.requests[0].url.params["name"] == "Springfield"  # the geocoder searches names only
 
 
@@ -127,12 +134,16 @@ def test_a_region_without_that_place_lists_the_places_of_that_name():
 
 
 def test_a_misspelled_place_is_an_error_with_close_matches():
-    with pytest.raises(ActionError, match=r"unknown place 'Springfeld'\. Close matches: Springfield, Missouri"):
+    with pytest.raises(
+        ActionError, match=r"unknown place 'Springfeld'\. Close matches: Springfield, Missouri"
+    ):
         weather().current("Springfeld")
 
 
 def test_an_unknown_place_is_a_clear_error():
-    with pytest.raises(ActionError, match="unknown place 'Qwxzzyv': the geocoder knows no place of that name"):
+    with pytest.raises(
+        ActionError, match="unknown place 'Qwxzzyv': the geocoder knows no place of that name"
+    ):
         weather().current("Qwxzzyv")
 
 
@@ -151,7 +162,10 @@ def test_places_are_geocoded_once_per_session():
         (Recorded(status=429), "rate-limiting requests (HTTP 429); wait a minute"),
         (Recorded(status=503), "the Open-Meteo geocoder is failing (HTTP 503); try again later"),
         (Recorded(raises=httpx.ReadTimeout), "(geocoding-api.open-meteo.com) did not answer within 10 s"),
-        (Recorded(raises=httpx.ConnectError), "cannot reach the Open-Meteo geocoder (geocoding-api.open-meteo.com)"),
+        (
+            Recorded(raises=httpx.ConnectError),
+            "cannot reach the Open-Meteo geocoder (geocoding-api.open-meteo.com)",
+        ),
     ],
 )
 def test_http_failures_are_clear_errors(transport, message):
@@ -180,7 +194,12 @@ def test_qweather_provider_uses_the_key_from_the_environment(monkeypatch):
     transport = Recorded()
     tool = weather(transport, provider="qweather")
     now = tool.current("上海")
-    assert (now["weather"], now["temperature_c"], now["wind_kmh"], now["source"]) == ("晴", 23, 13, "QWeather")
+    assert (now["weather"], now["temperature_c"], now["wind_kmh"], now["source"]) == (
+        "晴",
+        23,
+        13,
+        "QWeather",
+    )
     forecast = tool.forecast("上海", days=2)
     assert [day["weather"] for day in forecast["days"]] == ["晴", "多云 / 小雨"]
     assert forecast["days"][1]["precipitation_mm"] == 1.2
@@ -205,15 +224,19 @@ def test_bad_units_and_providers_are_config_errors():
 
 
 def test_no_network_reaches_the_model_as_a_clear_error():
-    llm = ScriptedLLM([
-        '我来查询上海的天气。<|action_start|><|plugin|>\n{"name": "Weather.current", "parameters": {"city": "上海"}}'
-        "<|action_end|>\n",
-        "抱歉，现在无法查询天气。<|im_end|>",
-    ])
+    llm = ScriptedLLM(
+        [
+            '我来查询上海的天气。<|action_start|><|plugin|>\n{"name": "Weather.current", "parameters": {"city": "上海"}}'
+            "<|action_end|>\n",
+            "抱歉，现在无法查询天气。<|im_end|>",
+        ]
+    )
     with Internlm2Agent(llm, plugin_executor=ActionExecutor([Weather(timeout_s=5)])) as agent:
         result = agent.chat("上海今天天气怎么样？")
     assert result.response == "抱歉，现在无法查询天气。"
-    environment = llm.prompts[1].split("<|im_start|>environment name=<|plugin|>\n", 1)[1].split("<|im_end|>")[0]
+    environment = (
+        llm.prompts[1].split("<|im_start|>environment name=<|plugin|>\n", 1)[1].split("<|im_end|>")[0]
+    )
     assert environment.startswith(
         "Weather.current failed: cannot reach the Open-Meteo geocoder (geocoding-api.open-meteo.com)"
     )

@@ -39,8 +39,11 @@ def convert_length(value: float, from_unit: Unit, to_unit: Unit = "m") -> str:
 
 
 @tool
-async def roll_dice(sides: Annotated[int, Field(ge=2, le=100)] = 6, count: Annotated[int, Field(ge=1, le=20)] = 1,
-                    seed: int | None = None) -> list[int]:
+async def roll_dice(
+    sides: Annotated[int, Field(ge=2, le=100)] = 6,
+    count: Annotated[int, Field(ge=1, le=20)] = 1,
+    seed: int | None = None,
+) -> list[int]:
     """Roll dice and return the faces. An async tool: inkagent awaits it.
 
     Parameters

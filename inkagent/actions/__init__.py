@@ -9,12 +9,12 @@ from .base import Action, api
 from .executor import ActionExecutor
 from .tool import FunctionTool, tool
 
-if TYPE_CHECKING:
-    from .arxiv import ArxivSearch
-    from .image_caption import ImageCaption
-    from .image_retrieval import ImageRetrieval
-    from .ipython import IPythonInterpreter
-    from .weather import Weather
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from .arxiv import ArxivSearch  # noqa: F401
+    from .image_caption import ImageCaption  # noqa: F401
+    from .image_retrieval import ImageRetrieval  # noqa: F401
+    from .ipython import IPythonInterpreter  # noqa: F401
+    from .weather import Weather  # noqa: F401
 
 _LAZY = {
     "ArxivSearch": ".arxiv",

@@ -90,7 +90,9 @@ class ArxivSearch(Action):
         if self._client is None:
             import arxiv
 
-            client = arxiv.Client(page_size=10, delay_seconds=self.delay_seconds, num_retries=self.num_retries)
+            client = arxiv.Client(
+                page_size=10, delay_seconds=self.delay_seconds, num_retries=self.num_retries
+            )
             # arxiv 4.x fetches through this private session; replacing it is the supported way to add
             # a timeout, a proxy or a recorded transport
             client._session = self._session or _session_with_timeout(self.timeout_s)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import os
 import queue
 import re
@@ -216,7 +217,9 @@ class _Kernel:
             if not self.alive():
                 raise ActionError(f"the Python kernel failed to start: {self.log_tail()}")
             if time.monotonic() > deadline:
-                raise ActionError(f"the Python kernel did not start within {timeout_s:g} s: {self.log_tail()}")
+                raise ActionError(
+                    f"the Python kernel did not start within {timeout_s:g} s: {self.log_tail()}"
+                )
             msg_id = self.client.kernel_info()
             if self.reply(msg_id, min(1.0, deadline - time.monotonic())) is None:
                 continue
@@ -234,7 +237,9 @@ class _Kernel:
         deadline = time.monotonic() + max(0.0, timeout_s)
         while True:
             try:
-                msg = self.client.shell_channel.get_msg(timeout=max(0.0, min(_POLL_S, deadline - time.monotonic())))
+                msg = self.client.shell_channel.get_msg(
+                    timeout=max(0.0, min(_POLL_S, deadline - time.monotonic()))
+                )
             except queue.Empty:
                 if time.monotonic() >= deadline or not self.alive():
                     return None
@@ -357,9 +362,12 @@ class IPythonInterpreter(Action):
         self.startup_timeout_s = startup_timeout_s
         self.interrupt_grace_s = interrupt_grace_s
         self._work_dir_arg = Path(work_dir).expanduser().resolve() if work_dir is not None else None
+        # the interpreter enforces its own limit (interrupt, then restart): an executor must not abandon
+        # a call while the kernel still runs it
+        self.call_timeout_s = math.inf
         self._lock = threading.RLock()  # one call at a time per kernel
         self._resources = _Resources()
-        self._finalizer = None
+        self._finalizer = weakref.finalize(self, self._resources.release)
         self._figures = 0
         self._work_dir: Path | None = None
 
@@ -399,7 +407,9 @@ class IPythonInterpreter(Action):
         if setup.get("status") != "ok":
             self._resources.stop_kernel()
             raise ActionError(f"the Python kernel could not be set up: {setup.get('text', '')}")
-        logger.info("started a Python kernel (pid %s) in %.2f s", kernel.process.pid, time.perf_counter() - started)
+        logger.info(
+            "started a Python kernel (pid %s) in %.2f s", kernel.process.pid, time.perf_counter() - started
+        )
         return kernel
 
     def restart(self) -> None:
@@ -443,10 +453,14 @@ class IPythonInterpreter(Action):
             outcome = self._execute(kernel, code, self.timeout_s)
         return self._result(command, outcome)
 
-    def _execute(self, kernel: _Kernel, code: str, timeout_s: float | None, *, silent: bool = False) -> dict[str, Any]:
+    def _execute(
+        self, kernel: _Kernel, code: str, timeout_s: float | None, *, silent: bool = False
+    ) -> dict[str, Any]:
         """Run `code`; collect its messages in order until the kernel is idle, the limit passes, or it dies."""
         client = kernel.client
-        msg_id = client.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True)
+        msg_id = client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
+        )
         output = _Output(self.max_output_chars)
         files: list[str] = []
         outcome: dict[str, Any] = {"status": "ok", "files": files}
@@ -490,9 +504,13 @@ class IPythonInterpreter(Action):
                 self._add_display(content.get("data", {}), output, files)
             elif kind == "error":
                 if outcome["status"] == "ok":
-                    outcome.update(status="error", ename=content.get("ename", ""), evalue=content.get("evalue", ""))
+                    outcome.update(
+                        status="error", ename=content.get("ename", ""), evalue=content.get("evalue", "")
+                    )
                 if outcome["status"] == "error":  # not the KeyboardInterrupt of our own interrupt
-                    traceback = "\n".join(content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"])
+                    traceback = "\n".join(
+                        content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"]
+                    )
                     output.add(strip_ansi(traceback), block=True)
         outcome["text"] = output.text()
         outcome["duration_s"] = time.monotonic() - started
@@ -520,7 +538,10 @@ class IPythonInterpreter(Action):
         text = outcome["text"].rstrip("\n")
         status = outcome["status"]
         result = ActionResult(
-            name=self.name, arguments={"command": command}, output=text, files=outcome["files"],
+            name=self.name,
+            arguments={"command": command},
+            output=text,
+            files=outcome["files"],
             duration_s=outcome["duration_s"],
         )
         if status == "ok":
@@ -555,4 +576,3 @@ class IPythonInterpreter(Action):
         result.error = "\n".join(part for part in (text, message) if part) or "the code failed"
         result.error_type = error_type
         return result
-

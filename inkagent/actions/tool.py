@@ -24,7 +24,15 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticUserError,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from ..schema import ToolSpec
 
@@ -33,7 +41,16 @@ logging.getLogger("griffe").setLevel(logging.ERROR)
 # JSON Schema keys whose values map names to schemas (a property may be *called* "title")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 # JSON Schema keys whose values are schemas or lists of schemas
-_SCHEMA_VALUES = ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "not", "prefixItems", "contains")
+_SCHEMA_VALUES = (
+    "items",
+    "additionalProperties",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "prefixItems",
+    "contains",
+)
 
 
 class ArgumentsModel(BaseModel):
@@ -68,7 +85,9 @@ class ParsedDocstring(typing.NamedTuple):
 def _docstring_style(text: str) -> str:
     if re.search(r"^\s*:param\s", text, re.MULTILINE):
         return "sphinx"
-    if re.search(r"^\s*(Parameters|Arguments|Args|Returns|Yields|Raises)\s*\n\s*-{3,}\s*$", text, re.MULTILINE):
+    if re.search(
+        r"^\s*(Parameters|Arguments|Args|Returns|Yields|Raises)\s*\n\s*-{3,}\s*$", text, re.MULTILINE
+    ):
         return "numpy"
     return "google"
 
@@ -141,7 +160,10 @@ def signature_model(
         if annotation is inspect.Parameter.empty:
             annotation = _infer_from_default(param.default) if has_default else Any
         description = param_docs.get(param.name) or _annotated_description(annotation)
-        fields[param.name] = (annotation, Field(param.default if has_default else ..., description=description))
+        fields[param.name] = (
+            annotation,
+            Field(param.default if has_default else ..., description=description),
+        )
     model_name = re.sub(r"\W", "_", name) + "Arguments"
     try:
         model = create_model(model_name, __base__=ArgumentsModel, **fields)
@@ -303,7 +325,9 @@ class FunctionTool:
         doc = parse_docstring(fn.__doc__)
         self.description = description if description is not None else doc.summary
         self.arguments_model = signature_model(fn, self.name, doc.params)
-        self.spec = ToolSpec(name=self.name, description=self.description, parameters=json_schema(self.arguments_model))
+        self.spec = ToolSpec(
+            name=self.name, description=self.description, parameters=json_schema(self.arguments_model)
+        )
         self.fn = _keyword_callable(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
@@ -331,9 +355,13 @@ class FunctionTool:
 
 
 @typing.overload
-def tool(fn: Callable[..., Any], /, *, name: str | None = None, description: str | None = None) -> FunctionTool: ...
+def tool(
+    fn: Callable[..., Any], /, *, name: str | None = None, description: str | None = None
+) -> FunctionTool: ...
 @typing.overload
-def tool(*, name: str | None = None, description: str | None = None) -> Callable[[Callable[..., Any]], FunctionTool]: ...
+def tool(
+    *, name: str | None = None, description: str | None = None
+) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def tool(fn=None, /, *, name=None, description=None):
     """Turn a typed, documented function into an action.
 

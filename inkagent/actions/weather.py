@@ -141,7 +141,9 @@ def _names_match(query: str, name: str) -> bool:
 def _qualifier_matches(qualifier: str, place: Place) -> bool:
     wanted = _normalize(qualifier)
     fields = (place.admin1, place.admin2, place.country, place.country_code)
-    return any(field and (_normalize(field) == wanted or _normalize(field).startswith(wanted)) for field in fields)
+    return any(
+        field and (_normalize(field) == wanted or _normalize(field).startswith(wanted)) for field in fields
+    )
 
 
 def choose_place(query: str, candidates: list[Place]) -> Place:
@@ -162,13 +164,15 @@ def choose_place(query: str, candidates: list[Place]) -> Place:
         return in_region[0]
     if exact:
         return exact[0]
-    ranked = sorted(candidates, key=lambda p: -difflib.SequenceMatcher(None, _normalize(name), _normalize(p.name)).ratio())
+    ranked = sorted(
+        candidates, key=lambda p: -difflib.SequenceMatcher(None, _normalize(name), _normalize(p.name)).ratio()
+    )
     close = "; ".join(place.label() for place in ranked[:5])
     raise ActionError(f"unknown place {query!r}. Close matches: {close}. Call again with one of these names.")
 
 
 def _split_query(query: str) -> tuple[str, str]:
-    """"Springfield, Illinois" -> ("Springfield", "Illinois"); the geocoder searches names only."""
+    """ "Springfield, Illinois" -> ("Springfield", "Illinois"); the geocoder searches names only."""
     parts = _QUALIFIER_SPLIT.split(query.strip(), maxsplit=1)
     return parts[0], (parts[1] if len(parts) > 1 else "")
 
@@ -196,21 +200,27 @@ class _Http:
                 )
         return self._client
 
-    def get_json(self, service: str, url: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    def get_json(
+        self, service: str, url: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Any:
         import httpx
 
         host = urlsplit(url).netloc
         try:
             response = self.client.get(url, params=params, headers=headers)
         except httpx.TimeoutException as exc:
-            raise ActionError(f"{service} ({host}) did not answer within {self.timeout_s:g} s; try again later") from exc
+            raise ActionError(
+                f"{service} ({host}) did not answer within {self.timeout_s:g} s; try again later"
+            ) from exc
         except httpx.TransportError as exc:
             raise ActionError(
                 f"cannot reach {service} ({host}): {type(exc).__name__}: {exc}. Check the network connection."
             ) from exc
         status = response.status_code
         if status == 429:
-            raise ActionError(f"{service} is rate-limiting requests (HTTP 429); wait a minute before asking again")
+            raise ActionError(
+                f"{service} is rate-limiting requests (HTTP 429); wait a minute before asking again"
+            )
         if status >= 500:
             raise ActionError(f"{service} is failing (HTTP {status}); try again later")
         try:
@@ -279,15 +289,23 @@ class _OpenMeteo:
         ]
 
     def _params(self, place: Place, units: Units) -> dict[str, Any]:
-        params: dict[str, Any] = {"latitude": place.latitude, "longitude": place.longitude, "timezone": "auto"}
+        params: dict[str, Any] = {
+            "latitude": place.latitude,
+            "longitude": place.longitude,
+            "timezone": "auto",
+        }
         if units == "imperial":
             params.update(temperature_unit="fahrenheit", wind_speed_unit="mph", precipitation_unit="inch")
         return params
 
     def current(self, place: Place, units: Units, language: str) -> dict[str, Any]:
-        fields = ("temperature_2m,apparent_temperature,relative_humidity_2m,precipitation,weather_code,"
-                  "wind_speed_10m,wind_direction_10m,is_day")
-        data = self.http.get_json("Open-Meteo", self.forecast_url, {**self._params(place, units), "current": fields})
+        fields = (
+            "temperature_2m,apparent_temperature,relative_humidity_2m,precipitation,weather_code,"
+            "wind_speed_10m,wind_direction_10m,is_day"
+        )
+        data = self.http.get_json(
+            "Open-Meteo", self.forecast_url, {**self._params(place, units), "current": fields}
+        )
         now = data.get("current") or {}
         if not now:
             raise ActionError("Open-Meteo sent no current conditions for this place")
@@ -306,27 +324,32 @@ class _OpenMeteo:
         }
 
     def forecast(self, place: Place, days: int, units: Units, language: str) -> dict[str, Any]:
-        fields = ("weather_code,temperature_2m_min,temperature_2m_max,precipitation_sum,"
-                  "precipitation_probability_max,wind_speed_10m_max")
+        fields = (
+            "weather_code,temperature_2m_min,temperature_2m_max,precipitation_sum,"
+            "precipitation_probability_max,wind_speed_10m_max"
+        )
         params = {**self._params(place, units), "daily": fields, "forecast_days": days}
         data = self.http.get_json("Open-Meteo", self.forecast_url, params)
         daily = data.get("daily") or {}
         unit = _SUFFIX[units]
         out = []
         for i, date in enumerate(daily.get("time") or []):
+
             def value(key: str, i: int = i) -> Any:
                 values = daily.get(key) or []
                 return values[i] if i < len(values) else None
 
-            out.append({
-                "date": date,
-                "weather": describe_wmo(value("weather_code"), language),
-                f"min_{unit['temperature']}": value("temperature_2m_min"),
-                f"max_{unit['temperature']}": value("temperature_2m_max"),
-                f"precipitation_{unit['precipitation']}": value("precipitation_sum"),
-                "precipitation_probability_percent": value("precipitation_probability_max"),
-                f"wind_max_{unit['wind']}": value("wind_speed_10m_max"),
-            })
+            out.append(
+                {
+                    "date": date,
+                    "weather": describe_wmo(value("weather_code"), language),
+                    f"min_{unit['temperature']}": value("temperature_2m_min"),
+                    f"max_{unit['temperature']}": value("temperature_2m_max"),
+                    f"precipitation_{unit['precipitation']}": value("precipitation_sum"),
+                    "precipitation_probability_percent": value("precipitation_probability_max"),
+                    f"wind_max_{unit['wind']}": value("wind_speed_10m_max"),
+                }
+            )
         if not out:
             raise ActionError("Open-Meteo sent no forecast for this place")
         return {"timezone": data.get("timezone"), "days": out}
@@ -407,7 +430,8 @@ class _QWeather:
         out = [
             {
                 "date": day.get("fxDate"),
-                "weather": day.get("textDay") if day.get("textDay") == day.get("textNight")
+                "weather": day.get("textDay")
+                if day.get("textDay") == day.get("textNight")
                 else f"{day.get('textDay')} / {day.get('textNight')}",
                 f"min_{unit['temperature']}": _number(day.get("tempMin")),
                 f"max_{unit['temperature']}": _number(day.get("tempMax")),
@@ -462,7 +486,9 @@ class Weather(Action):
         elif provider == "qweather":
             key = os.environ.get(api_key_env, "").strip()
             if not key:
-                raise ConfigError(f"the QWeather provider needs an API key in the {api_key_env} environment variable")
+                raise ConfigError(
+                    f"the QWeather provider needs an API key in the {api_key_env} environment variable"
+                )
             self._provider = _QWeather(self._http, key, qweather_host)
         else:
             raise ConfigError(f"unknown weather provider {provider!r} (expected 'open-meteo' or 'qweather')")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .chat import ChatAgent
-    from .image_understanding import ImageUnderstanding
-    from .internlm2_agent import Internlm2Agent
-    from .writer import IllustratedWriter
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from .chat import ChatAgent  # noqa: F401
+    from .image_understanding import ImageUnderstanding  # noqa: F401
+    from .internlm2_agent import Internlm2Agent  # noqa: F401
+    from .writer import IllustratedWriter  # noqa: F401
 
 _EXPORTS = {
     "Internlm2Agent": ".internlm2_agent",

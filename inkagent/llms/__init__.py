@@ -8,12 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .base import LLM, GenerationStats
-    from .hf import HFTransformer
-    from .openai_compat import OpenAICompatible
-    from .scripted import ScriptedLLM
-    from .vlm import VisionLanguageModel
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from .base import LLM, GenerationStats  # noqa: F401
+    from .hf import HFTransformer  # noqa: F401
+    from .openai_compat import OpenAICompatible  # noqa: F401
+    from .scripted import ScriptedLLM  # noqa: F401
+    from .vlm import VisionLanguageModel  # noqa: F401
 
 _EXPORTS = {
     "LLM": ".base",

@@ -17,8 +17,12 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="*", metavar="ACTION",
-                        help="action names or import paths (`pkg.module:Name`, `./file.py:Name`); default: all")
+    parser.add_argument(
+        "specs",
+        nargs="*",
+        metavar="ACTION",
+        help="action names or import paths (`pkg.module:Name`, `./file.py:Name`); default: all",
+    )
     parser.add_argument("--config", help="list the actions (and interpreter) of this config file")
     parser.add_argument("--json", action="store_true", help="print a JSON list (with full JSON Schemas)")
 
@@ -87,7 +91,11 @@ def _config_entries(path: str) -> list[dict[str, Any]]:
             raise ConfigError(str(exc), path=path, key="interpreter") from exc
     entries = []
     for component, action in built:
-        entry = {"name": getattr(action, "name", component.type), "origin": f"config {path}", "target": component.type}
+        entry = {
+            "name": getattr(action, "name", component.type),
+            "origin": f"config {path}",
+            "target": component.type,
+        }
         entries.append(describe(action, entry, built=True))
         if callable(getattr(action, "close", None)):
             action.close()

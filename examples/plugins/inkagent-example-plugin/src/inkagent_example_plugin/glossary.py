@@ -28,7 +28,9 @@ class Glossary(Action):
         """
         definition = self.terms.get(term.strip().casefold())
         if definition is None:
-            raise ActionError(f"{term!r} is not in the glossary; known terms: {', '.join(sorted(self.terms))}")
+            raise ActionError(
+                f"{term!r} is not in the glossary; known terms: {', '.join(sorted(self.terms))}"
+            )
         return definition
 
     @api
