@@ -12,6 +12,7 @@ and can read files and reach the network. Run the whole agent in a container to 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..errors import ActionError
+from ..errors import ActionError, MissingDependency, require
 from ..schema import ActionResult
 from .base import Action
 
@@ -171,6 +172,9 @@ class _Kernel:
     """One kernel process and the client connected to it. Holds no reference to the interpreter."""
 
     def __init__(self, work_dir: Path, memory_limit_mb: int | None, startup_timeout_s: float):
+        require("jupyter_client", "jupyter_client ipykernel")
+        if importlib.util.find_spec("ipykernel") is None:  # the kernel process imports it, not this one
+            raise MissingDependency("ipykernel is not installed: pip install ipykernel")
         from jupyter_client.blocking import BlockingKernelClient
         from jupyter_client.connect import write_connection_file
 
@@ -335,7 +339,7 @@ class IPythonInterpreter(Action):
 
     def __init__(
         self,
-        timeout_s: float = 20.0,
+        timeout_s: float | None = 20.0,
         memory_limit_mb: int | None = 4096,
         work_dir: str | os.PathLike[str] | None = None,
         max_output_chars: int = 8000,

@@ -17,6 +17,20 @@ from lagent.schema import ModelStatusCode
 
 Prompt = str | list[dict]
 
+#: Meta templates a config can name as a string (`meta_template: INTERNLM2`), as lagent configs do.
+META_TEMPLATES = {"INTERNLM2": INTERNLM2_META}
+
+
+def resolve_meta_template(value: str | list[dict] | None) -> list[dict] | None:
+    """A meta template given as a list, None (the tokenizer's chat template) or a name in `META_TEMPLATES`."""
+    if isinstance(value, str):
+        try:
+            return META_TEMPLATES[value.upper()]
+        except KeyError:
+            raise ValueError(f"unknown meta_template {value!r}; known: {', '.join(META_TEMPLATES)}") from None
+    return value
+
+
 #: Stop words of the InternLM2 chat format (lagent's INTERNLM2 config uses the first).
 INTERNLM2_STOP_WORDS = ["<|im_end|>"]
 
@@ -42,9 +56,9 @@ class LLM(BaseModel):
     Args mirror lagent's: `path`, `meta_template` (INTERNLM2 by default), generation parameters.
     """
 
-    def __init__(self, path: str = "", meta_template: list[dict] | None = INTERNLM2_META, **kwargs):
+    def __init__(self, path: str = "", meta_template: str | list[dict] | None = INTERNLM2_META, **kwargs):
         kwargs.setdefault("stop_words", list(INTERNLM2_STOP_WORDS))
-        super().__init__(path=path, meta_template=meta_template, **kwargs)
+        super().__init__(path=path, meta_template=resolve_meta_template(meta_template), **kwargs)
         self.last_stats = GenerationStats()
 
     # -- the one method a backend implements ------------------------------------------------

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from lagent.llms.meta_template import INTERNLM2_META
 
 from ..errors import LLMError, MissingDependency
-from .base import LLM, GenerationStats, Prompt
+from .base import LLM, GenerationStats, Prompt, resolve_meta_template
 from .stopping import cut_at_stop, normalize_stop_words
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class HFTransformer(LLM):
         trust_remote_code: bool,
         kwargs: dict,
     ) -> None:
+        meta_template = resolve_meta_template(meta_template)
         super().__init__(path=path, tokenizer_only=tokenizer_only, meta_template=meta_template, **kwargs)
         if isinstance(stop_words_id, int):
             stop_words_id = [stop_words_id]

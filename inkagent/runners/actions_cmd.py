@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -39,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     except InkAgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(entries, ensure_ascii=False, indent=2))
-    else:
-        print(render(entries))
+    try:
+        print(json.dumps(entries, ensure_ascii=False, indent=2) if args.json else render(entries), flush=True)
+    except BrokenPipeError:  # `inkagent actions | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     failed = [entry for entry in entries if entry.get("error")]
     return 1 if explicit and failed else 0
 
