@@ -673,7 +673,7 @@ class RequestGenerator:
                 return _say(lang, f"Sorry, I could not find a place called {place}. Please check the name.",
                             f"抱歉，没有找到名为{place}的地点，请检查地名。")
             if "rate-limiting" in text:
-                return _say(lang, f"Sorry, the weather service is busy right now; please ask again in a minute.",
+                return _say(lang, "Sorry, the weather service is busy right now; please ask again in a minute.",
                             "抱歉，天气服务现在繁忙，请一分钟后再试。")
             return _say(lang, f"Sorry, the weather service did not answer for {place}; please try again later.",
                         f"抱歉，天气服务没有响应{place}的查询，请稍后再试。")
@@ -862,6 +862,15 @@ class RequestGenerator:
         answer = _say(lang, f"Sorry, I cannot do that here: {what[0]} is not available to me.",
                       f"抱歉，这里没有可用的{what[1]}，我无法完成这个请求。")
         return Request("missing_tool", lang, request.user, direct=answer)
+
+    def no_call_answer(self, user: str, lang: str) -> str:
+        """The answer to a request no offered tool serves: small talk gets its reply, the rest a refusal."""
+        for candidate_lang in ("en", "zh"):
+            for _ in range(40):
+                talk = self.small_talk(candidate_lang)
+                if talk.user == user:
+                    return talk.direct
+        return _say(lang, "Sorry, none of the tools available here can do that.", "抱歉，这里没有能完成这个请求的工具。")
 
     # -- mixtures ----------------------------------------------------------------------------------
     FAMILIES: dict[str, float] = {

@@ -6,9 +6,10 @@
 - arithmetic: held-out arithmetic tasks (a hash partition of expressions never used in training) run
   through the real agent of configs/demo.yaml with the real Jupyter interpreter; a task succeeds when
   the final answer contains the right number.
-- calls: the first turn of held-out synthetic dialogues of every kind (English and Chinese), scored
-  on the decoded call: the right tool with exactly the right arguments, or no call where none is due.
-  (The benchmark's own measure on the `inkagent-tools` test split is `inkagent bench`.)
+- bench: tool-call accuracy on the test split of `inkagent-tools` (what `inkagent bench configs/demo.yaml
+  --suite inkagent-tools --mode internlm2` measures; the same harness and scorer, run in-process).
+- calls: the first turn of held-out synthetic requests under the demo config's own prompt, scored on
+  the decoded calls: the right tools with exactly the right arguments, or no call where none is due.
 - off-domain: requests the model was not trained on (a poem, history...) run through the agent; each
   must end cleanly, with an answer or a clear failure state, within the turn and token limits.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_dialogues import DialogueGenerator, Example  # noqa: E402
+from demo_dialogues import DEMO_TOOLS, Request, RequestGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "demo.yaml"
@@ -73,60 +74,82 @@ def contains_number(answer: str, expected: str) -> bool:
     return False
 
 
+def arithmetic_tasks(count: int, seed: int) -> list[Request]:
+    """Held-out arithmetic tasks: expressions from the hash partition training never used."""
+    generator = RequestGenerator(seed, split="eval")
+    tasks: list[Request] = []
+    while len(tasks) < count:
+        lang = "en" if generator.rng.random() < 0.7 else "zh"
+        request = generator.arithmetic(lang) if generator.rng.random() < 0.8 else generator.worded_arithmetic(lang)
+        if request is not None and request.expected:
+            tasks.append(request)
+    return tasks
+
+
 def eval_arithmetic(agent: Any, count: int, seed: int) -> dict[str, Any]:
-    generator = DialogueGenerator(seed, split="eval")
     rows, successes = [], 0
     started = time.perf_counter()
-    for _ in range(count):
-        example = generator.arithmetic_task()
-        expected = example.expected[0]
+    for request in arithmetic_tasks(count, seed):
+        expected = request.expected[0]
         agent.reset()
-        result = agent.chat(example.task)
+        result = agent.chat(request.user)
         answer = result.response or ""
-        called = [a.type for a in result.actions]
         ok = contains_number(answer, expected)
         successes += ok
-        rows.append({"task": example.task, "expected": expected, "answer": answer, "calls": called, "ok": ok})
-        logger.info("%s %s -> %s", "ok  " if ok else "FAIL", example.task, answer[:80])
+        rows.append({"task": request.user, "expected": expected, "answer": answer,
+                     "calls": [a.type for a in result.actions], "ok": ok})
+        logger.info("%s %s -> %s", "ok  " if ok else "FAIL", request.user, answer[:80])
     return {"tasks": count, "success": successes / count, "seconds": round(time.perf_counter() - started, 1),
             "failures": [r for r in rows if not r["ok"]]}
 
 
-def _first_call_expected(example: Example) -> dict[str, Any] | None:
-    assistant = example.messages[1]
-    if not assistant.tool_calls:
-        return None
-    call = assistant.tool_calls[0]
-    return {"name": call.name, "arguments": call.arguments}
+def eval_bench(llm: Any, out_dir: Path, prompt_language: str = "en") -> dict[str, Any]:
+    """`inkagent bench --suite inkagent-tools --mode internlm2` on the test split, in-process."""
+    import shutil
+
+    from inkagent.bench.datasets import load_suite
+    from inkagent.bench.harness import BenchOptions, run_benchmark
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    suite = load_suite("inkagent-tools", split="test")
+    options = BenchOptions(mode="internlm2", out_dir=out_dir, prompt_language=prompt_language,
+                           gen_params={"do_sample": False})
+    started = time.perf_counter()
+    report = run_benchmark(llm, suite, options)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
 
 
 def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> dict[str, Any]:
-    """First-turn call accuracy on held-out synthetic dialogues, with the demo prompt."""
+    """First-turn call accuracy on held-out requests, under the demo config's prompt."""
     from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, Weather
     from inkagent.protocols import Internlm2Protocol
+    from inkagent.schema import Message
 
     plugins = ActionExecutor([Weather(), ArxivSearch()])
     interpreter_action = IPythonInterpreter()
     interpreter = ActionExecutor([interpreter_action], timeout_s=None)
     protocol = Internlm2Protocol(language=language_prompt)
-    generator = DialogueGenerator(seed + 1, split="eval")
+    generator = RequestGenerator(seed + 1, split="eval")
     per_kind: dict[str, list[int]] = {}
     failures = []
     started = time.perf_counter()
     try:
         for _ in range(count):
-            example = generator.sample()
-            prompt = protocol.format(example.messages[:1], plugins, interpreter)
+            request = generator.sample()
+            if request.calls and not request.needs <= set(DEMO_TOOLS):
+                request = generator.missing_tool(request, set(DEMO_TOOLS))
+            prompt = protocol.format([Message(role="user", content=request.user)], plugins, interpreter)
             output = llm.chat(prompt)
             parsed = protocol.parse(output)
             got = [{"name": c.name, "arguments": c.arguments} for c in parsed.calls]
-            want = _first_call_expected(example)
-            ok = (got == [want]) if want else (not got and not parsed.errors)
-            stats = per_kind.setdefault(example.kind, [0, 0])
+            want = [{"name": c.name, "arguments": c.arguments} for c in request.calls]
+            ok = got == want and not parsed.errors
+            stats = per_kind.setdefault(request.kind, [0, 0])
             stats[0] += ok
             stats[1] += 1
             if not ok:
-                failures.append({"kind": example.kind, "task": example.task, "expected": want, "got": got,
+                failures.append({"kind": request.kind, "task": request.user, "expected": want, "got": got,
                                  "output": output[:300]})
     finally:
         interpreter_action.close()
@@ -162,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(ROOT / "inkagent" / "demo_model"))
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--arithmetic", type=int, default=60, help="held-out arithmetic tasks (0 to skip)")
-    parser.add_argument("--calls", type=int, default=300, help="held-out dialogues for call accuracy (0 to skip)")
+    parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True,
+                        help="tool-call accuracy on the inkagent-tools test split")
+    parser.add_argument("--bench-out", default="runs/bench-demo-model", help="where the bench results go")
+    parser.add_argument("--calls", type=int, default=200, help="held-out requests under the demo prompt (0 to skip)")
     parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=2)
@@ -174,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     llm = load_llm(args.model)
     report: dict[str, Any] = {"model": args.model}
+    if args.bench:
+        report["bench"] = eval_bench(llm, Path(args.bench_out))
+        bench = report["bench"]
+        logger.info("inkagent-tools test: %d/%d correct; %s", bench["correct"], bench["records"],
+                    json.dumps(bench["aggregates"]))
     if args.calls:
         report["calls"] = eval_calls(llm, args.calls, args.seed)
         logger.info("call accuracy %.3f %s", report["calls"]["accuracy"], report["calls"]["per_kind"])
@@ -189,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             agent.close()
     summary = {
-        "call_accuracy": report.get("calls", {}).get("accuracy"),
+        "bench_accuracy": (report["bench"]["correct"] / report["bench"]["records"]) if "bench" in report else None,
+        "bench_aggregates": report.get("bench", {}).get("aggregates"),
+        "demo_prompt_call_accuracy": report.get("calls", {}).get("accuracy"),
         "arithmetic_success": report.get("arithmetic", {}).get("success"),
         "off_domain_clean": report.get("off_domain", {}).get("ended_cleanly"),
     }

@@ -35,10 +35,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_dialogues import ARXIV, INTERPRETER, WEATHER_FORECAST, WEATHER_NOW, DialogueGenerator, Example  # noqa: E402
+from demo_dialogues import (  # noqa: E402
+    ARXIV,
+    DEMO_TOOLS,
+    INTERPRETER,
+    WEATHER_FORECAST,
+    WEATHER_NOW,
+    Request,
+    RequestGenerator,
+    ToolWorld,
+    dialogue,
+)
 
 from inkagent.protocols import Internlm2Protocol  # noqa: E402
-from inkagent.schema import Message, ToolSpec  # noqa: E402
+from inkagent.schema import Message, ToolCall  # noqa: E402
 
 logger = logging.getLogger("train_demo_model")
 
@@ -56,130 +66,170 @@ CHAT_TEMPLATE = (
 )
 
 
-# -- prompts -----------------------------------------------------------------------------------------
+# -- prompts and examples --------------------------------------------------------------------------------
 
 
 @dataclass
-class Variant:
-    """One system prompt: the prompt set (`en`/`zh`), the plugin APIs offered and the interpreter."""
+class Context:
+    """One system prompt and the dialogues trained under it.
+
+    `demo`: the prompt of configs/demo.yaml (real actions, `Internlm2Protocol`), whole dialogues with
+    the tools' results and the final answer. Otherwise a prompt as `inkagent bench --mode internlm2`
+    builds it for a benchmark record's functions, first turns only (the call, or the answer).
+    """
 
     name: str
     language: str
-    tools: list[ToolSpec]
-    interpreter: ToolSpec | None
-    weight: float
+    system: list[dict]
+    offered: set[str]
+    demo: bool = False
     system_text: str = ""
-
-    @property
-    def offered(self) -> set[str]:
-        names = {t.name for t in self.tools}
-        return names | ({INTERPRETER} if self.interpreter is not None else set())
+    dialogues: list[list[Message]] = field(default_factory=list)
 
 
-class _Specs:
-    """Quacks like an `ActionExecutor` for `Internlm2Protocol.format` (it only asks for `specs()`)."""
-
-    def __init__(self, specs: list[ToolSpec]) -> None:
-        self._specs = specs
-
-    def specs(self) -> list[ToolSpec]:
-        return list(self._specs)
-
-
-def demo_specs() -> tuple[list[ToolSpec], ToolSpec]:
-    """The plugin APIs and the interpreter of configs/demo.yaml, from the real actions."""
-    import os
-
-    if os.environ.get("DEMO_PLACEHOLDER_TOOLS") == "1":  # TEMPORARY until the actions land
-        return _placeholder_specs()
+def demo_contexts(llm: Any) -> list[Context]:
+    """The demo config's prompt in both prompt languages, from the real actions."""
     from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, Weather
 
     plugins = ActionExecutor([Weather(), ArxivSearch()], timeout_s=None)
-    interpreter = IPythonInterpreter()
-    try:
-        interpreter_spec = ActionExecutor([interpreter], timeout_s=None).specs()[0]
-    finally:
-        interpreter.close()
-    specs = plugins.specs()
-    names = {s.name for s in specs}
-    missing = {WEATHER_NOW, WEATHER_FORECAST, ARXIV} - names
-    if missing:
-        raise SystemExit(f"the actions no longer offer {sorted(missing)}; update demo_dialogues.py (have {sorted(names)})")
-    return specs, interpreter_spec
-
-
-def _placeholder_specs() -> tuple[list[ToolSpec], ToolSpec]:
-    units = {"type": "string", "enum": ["metric", "imperial"], "default": "metric", "description": "metric or imperial"}
-    city = {"type": "string", "description": "the place, in English or Chinese"}
-    specs = [
-        ToolSpec(name=WEATHER_NOW, description="Current weather at a place.",
-                 parameters={"type": "object", "properties": {"city": city, "units": units}, "required": ["city"]}),
-        ToolSpec(name=WEATHER_FORECAST, description="Daily forecast for the next days.",
-                 parameters={"type": "object", "properties": {"city": city, "days": {"type": "integer", "default": 3},
-                                                              "units": units}, "required": ["city"]}),
-        ToolSpec(name=ARXIV, description="Search arXiv and return the top papers.",
-                 parameters={"type": "object", "properties": {"query": {"type": "string"},
-                                                              "max_results": {"type": "integer", "default": 3}},
-                             "required": ["query"]}),
-    ]
-    interp = ToolSpec(name=INTERPRETER, description="Run Python code in a Jupyter kernel.",
-                      parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]})
-    return specs, interp
-
-
-def build_variants(specs: list[ToolSpec], interpreter: ToolSpec) -> list[Variant]:
-    """The demo prompt (both languages) most of the time, and prompts with a tool left out."""
-    variants = []
+    interpreter_action = IPythonInterpreter()
+    interpreter = ActionExecutor([interpreter_action], timeout_s=None)
+    names = set(plugins.api_names()) | {INTERPRETER}
+    if names != set(DEMO_TOOLS):
+        raise SystemExit(f"the demo tools changed: {sorted(names)}; update demo_dialogues.py")
+    contexts = []
     for language in ("en", "zh"):
-        variants.append(Variant(f"demo-{language}", language, specs, interpreter, weight=0.36))
-        for left_out in (WEATHER_NOW, ARXIV, INTERPRETER):
-            if left_out == INTERPRETER:
-                variants.append(Variant(f"no-interpreter-{language}", language, specs, None, weight=0.03))
-            else:
-                group = left_out.split(".")[0]
-                kept = [s for s in specs if not s.name.startswith(group + ".")]
-                variants.append(Variant(f"no-{group}-{language}", language, kept, interpreter, weight=0.03))
-        variants.append(Variant(f"interpreter-only-{language}", language, [], interpreter, weight=0.02))
-        variants.append(Variant(f"weather-only-{language}", language,
-                                [s for s in specs if s.name.startswith("Weather.")], None, weight=0.02))
-    return variants
+        system = Internlm2Protocol(language=language).format([], plugins, interpreter)
+        contexts.append(Context(f"demo-{language}", language, system, names, demo=True))
+    interpreter_action.close()
+    return contexts
 
 
-def render_system(llm: Any, variant: Variant) -> str:
-    """The text before the first user turn (the template ends a bare system prompt with an assistant turn)."""
-    protocol = Internlm2Protocol(language=variant.language)
-    interpreter = _Specs([variant.interpreter]) if variant.interpreter else None
-    text = llm.render(protocol.format([Message(role="user", content="")], _Specs(variant.tools), interpreter))
-    return text[: text.index("<|im_start|>user\n")]
+def bench_context(name: str, functions: list[dict], language: str) -> Context:
+    from inkagent.bench.prompts import build_request
+
+    question = {"question": [[{"role": "user", "content": ""}]], "function": functions}
+    messages = build_request("internlm2", "simple", question, prompt_language=language, language_hints=False).messages
+    return Context(name, language, messages[:-1], {f["name"] for f in functions})
 
 
-def render_dialogue(llm: Any, variant: Variant, example: Example) -> tuple[str, list[tuple[int, int]]]:
-    """The dialogue after the system prompt, and the character spans the model must produce."""
-    protocol = Internlm2Protocol(language=variant.language)
-    plugins = _Specs(variant.tools)
-    interpreter = _Specs([variant.interpreter]) if variant.interpreter else None
-    full = llm.render(protocol.format(example.messages, plugins, interpreter))
-    if not full.startswith(variant.system_text):
-        raise RuntimeError(f"the system prompt of {variant.name} is not a prefix of its dialogues")
-    spans = []
-    for i, message in enumerate(example.messages):
-        if message.role != "assistant":
+def load_bench_train() -> tuple[list[tuple[dict, dict | None]], set[str]]:
+    """The train split of inkagent-tools (records and answers), and the test split's questions (to keep
+    out of the training data)."""
+    from inkagent.bench.datasets import load_inkagent_tools
+
+    train = [(r.question, r.answer) for r in load_inkagent_tools("train").records]
+    test_questions = {r.question["question"][0][-1]["content"] for r in load_inkagent_tools("test").records}
+    return train, test_questions
+
+
+def calls_from_answer(answer: dict | None) -> list[ToolCall]:
+    """The calls a benchmark answer expects: the first accepted value of each parameter; a parameter that
+    may be omitted ("" accepted) is left out, as the model is trained to do."""
+    calls = []
+    for entry in (answer or {}).get("ground_truth", []):
+        for name, params in entry.items():
+            arguments = {key: values[0] for key, values in params.items() if "" not in values}
+            kind = "interpreter" if name == INTERPRETER else "plugin"
+            calls.append(ToolCall(kind=kind, name=name, arguments=arguments))
+    return calls
+
+
+def first_turn(request: Request) -> list[Message]:
+    if request.calls:
+        return [Message(role="user", content=request.user),
+                Message(role="assistant", content=request.thought, tool_calls=list(request.calls))]
+    return [Message(role="user", content=request.user), Message(role="assistant", content=request.direct)]
+
+
+def fits(request: Request, offered: set[str], generator: RequestGenerator) -> Request:
+    """The request as the context allows: its calls when their tools are offered, else a "no such tool" answer."""
+    if request.calls and not request.needs <= offered:
+        return generator.missing_tool(request, offered)
+    return request
+
+
+def fill_demo(context: Context, count: int, generator: RequestGenerator, world: ToolWorld, rng: random.Random,
+              banned: set[str]) -> None:
+    while len(context.dialogues) < count:
+        request = generator.sample(lang="zh" if context.language == "zh" and rng.random() < 0.7 else None)
+        if request.user in banned:
             continue
-        start = len(llm.render(protocol.format(example.messages[:i], plugins, interpreter)))
-        end = len(llm.render(protocol.format(example.messages[: i + 1], plugins, interpreter))) - 1  # keep <|im_end|>
-        if not full[:end].endswith("<|im_end|>"):
-            raise RuntimeError("an assistant turn does not end with <|im_end|>")
-        spans.append((start - len(variant.system_text), end - len(variant.system_text)))
-    return full[len(variant.system_text):], spans
+        request = fits(request, context.offered, generator)
+        failure = None
+        if request.calls and request.needs & {WEATHER_NOW, WEATHER_FORECAST, ARXIV} and rng.random() < 0.15:
+            failure = rng.choice(["network", "network", "network", "unknown", "timeout", "busy"])
+        context.dialogues.append(dialogue(request, world, failure))
 
 
-def assign(example: Example, variants: list[Variant], rng: random.Random, generator: DialogueGenerator) -> tuple[int, Example]:
-    """Pick a prompt variant for a dialogue; a dialogue whose tool is left out becomes a "no such tool" answer."""
-    index = rng.choices(range(len(variants)), weights=[v.weight for v in variants])[0]
-    variant = variants[index]
-    if example.needs and not set(example.needs) <= variant.offered:
-        example = generator.missing_tool(example.language, example)
-    return index, example
+def fill_bench(context: Context, count: int, generator: RequestGenerator, rng: random.Random, banned: set[str]) -> None:
+    """First turns under a benchmark prompt: mostly requests its tools can serve, some that none can."""
+    tries = 0
+    while len(context.dialogues) < count and tries < count * 60:
+        tries += 1
+        request = generator.sample()
+        if request.user in banned:
+            continue
+        servable = not request.calls or request.needs <= context.offered
+        if not servable and rng.random() > 0.25:
+            continue  # keep "no such tool" answers to about a quarter
+        context.dialogues.append(first_turn(fits(request, context.offered, generator)))
+
+
+def render_context(llm: Any, context: Context) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Each dialogue as text after the system prompt, with the character spans the model must produce."""
+    protocol = Internlm2Protocol(language=context.language)
+    head = llm.render(context.system + [{"role": "user", "content": ""}])
+    context.system_text = head[: head.index("<|im_start|>user\n")]
+    out = []
+    for messages in context.dialogues:
+        formatted = context.system + [protocol.format_message(m) for m in messages]
+        full = llm.render(formatted)
+        if not full.startswith(context.system_text):
+            raise RuntimeError(f"the system prompt of {context.name} is not a prefix of its dialogues")
+        spans = []
+        base = len(context.system)
+        for i, message in enumerate(messages):
+            if message.role != "assistant":
+                continue
+            start = len(llm.render(formatted[: base + i]))
+            end = len(llm.render(formatted[: base + i + 1])) - 1  # up to and with <|im_end|>
+            if not full[:end].endswith("<|im_end|>"):
+                raise RuntimeError("an assistant turn does not end with <|im_end|>")
+            spans.append((start - len(context.system_text), end - len(context.system_text)))
+        out.append((full[len(context.system_text):], spans))
+    return out
+
+
+def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
+    rng = random.Random(args.seed)
+    generator = RequestGenerator(args.seed, split="train")
+    world = ToolWorld(random.Random(args.seed + 1))
+    train, test_questions = load_bench_train()
+    banned = set(test_questions)
+    contexts = demo_contexts(llm)
+    fill_demo(contexts[0], int(args.demo_examples * 0.85), generator, world, rng, banned)
+    fill_demo(contexts[1], args.demo_examples - len(contexts[0].dialogues), generator, world, rng, banned)
+    # benchmark-style prompts: each train record's function list (with the record itself), and random ones
+    functions_by_name = {f["name"]: f for question, _ in train for f in question["function"]}
+    per_context = max(1, args.bench_examples // (len(train) + args.random_contexts))
+    for i, (question, answer) in enumerate(train):
+        context = bench_context(f"train-{i}", question["function"], "en" if rng.random() < 0.9 else "zh")
+        user = question["question"][0][-1]["content"]
+        calls = calls_from_answer(answer)
+        language = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in user) else "en"
+        target = Message(role="assistant", tool_calls=calls) if calls else Message(
+            role="assistant", content=generator.no_call_answer(user, language))
+        context.dialogues.append([Message(role="user", content=user), target])
+        fill_bench(context, per_context, generator, rng, banned)
+        contexts.append(context)
+    names = sorted(functions_by_name)
+    for i in range(args.random_contexts):
+        chosen = rng.sample(names, rng.choice([1, 1, 2, 2, 3, 4]))
+        context = bench_context(f"random-{i}", [functions_by_name[n] for n in chosen], "en" if rng.random() < 0.9 else "zh")
+        fill_bench(context, per_context, generator, rng, banned)
+        contexts.append(context)
+    return contexts
 
 
 # -- tokenizer ------------------------------------------------------------------------------------------
@@ -202,7 +252,16 @@ def protocol_phrases() -> list[str]:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
@@ -237,9 +296,9 @@ def _without(text: str, phrases: list[str]) -> str:
 
 @dataclass
 class Encoded:
-    """One dialogue as ids after its variant's prefix; `targets[t]` says whether id t is trained on."""
+    """One dialogue as ids after its context's prefix; `targets[t]` says whether id t is trained on."""
 
-    variant: int
+    context: int
     ids: list[int]
     targets: list[bool]
 
@@ -250,31 +309,39 @@ class Dataset:
     items: list[Encoded] = field(default_factory=list)
 
 
-def encode_all(tokenizer: Any, variants: list[Variant], rendered: list[tuple[int, str, list[tuple[int, int]]]]) -> Dataset:
-    prefixes = [tokenizer(v.system_text)["input_ids"] for v in variants]
-    texts = [text for _, text, _ in rendered]
-    batch = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    data = Dataset(prefixes)
-    for (variant, text, spans), ids, offsets in zip(rendered, batch["input_ids"], batch["offset_mapping"], strict=True):
-        targets = [any(s <= a and b <= e for s, e in spans) and b > a for a, b in offsets]
-        data.items.append(Encoded(variant, ids, targets))
-    # the split at the prefix must not change the tokens: check a few against one-piece tokenisation
-    for variant, text, _ in rendered[:20]:
-        whole = tokenizer(variants[variant].system_text + text)["input_ids"]
-        if whole != prefixes[variant] + tokenizer(text, add_special_tokens=False)["input_ids"]:
-            raise RuntimeError("tokenising the system prompt apart from the dialogue changes the tokens")
+def encode_all(tokenizer: Any, contexts: list[Context], rendered: list[list[tuple[str, list[tuple[int, int]]]]]) -> Dataset:
+    data = Dataset([tokenizer(c.system_text)["input_ids"] for c in contexts])
+    for index, (context, dialogues) in enumerate(zip(contexts, rendered, strict=True)):
+        texts = [text for text, _ in dialogues]
+        batch = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        for (_text, spans), ids, offsets in zip(dialogues, batch["input_ids"], batch["offset_mapping"], strict=True):
+            targets = [b > a and any(s <= a and b <= e for s, e in spans) for a, b in offsets]
+            data.items.append(Encoded(index, ids, targets))
+        # the split at the prefix must not change the tokens: check one dialogue per context
+        whole = tokenizer(context.system_text + texts[0])["input_ids"]
+        if whole != data.prefixes[index] + batch["input_ids"][0]:
+            raise RuntimeError(f"tokenising {context.name}'s system prompt apart from the dialogue changes the tokens")
     return data
 
 
-def batches(data: Dataset, batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of dialogues sharing a prefix and of similar length, in random order."""
+def batches(data: Dataset, max_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Batches of dialogues sharing a prefix and of similar length (at most `max_tokens` padded dialogue
+    tokens each), in random order."""
     out = []
-    by_variant: dict[int, list[int]] = {}
+    by_context: dict[int, list[int]] = {}
     for i, item in enumerate(data.items):
-        by_variant.setdefault(item.variant, []).append(i)
-    for indexes in by_variant.values():
+        by_context.setdefault(item.context, []).append(i)
+    for indexes in by_context.values():
         indexes.sort(key=lambda i: len(data.items[i].ids) + rng.random())
-        out += [indexes[i : i + batch_size] for i in range(0, len(indexes), batch_size)]
+        batch: list[int] = []
+        for i in indexes:
+            width = len(data.items[i].ids)  # sorted: the newest is the longest
+            if batch and width * (len(batch) + 1) > max_tokens:
+                out.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            out.append(batch)
     rng.shuffle(out)
     return out
 
@@ -322,7 +389,7 @@ def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool =
     return F.cross_entropy(logits.float(), labels), int(select.sum())
 
 
-def train(model: Any, data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any = None) -> dict[str, Any]:
     import torch
 
     rng = random.Random(args.seed)
@@ -342,12 +409,12 @@ def train(model: Any, data: Dataset, args: argparse.Namespace) -> dict[str, Any]
     running = None
     for step in range(args.steps):
         if not queue:
-            queue = batches(data, args.batch, rng)
+            queue = batches(data, args.batch_tokens, rng)
         indexes = queue.pop()
         items = [data.items[i] for i in indexes]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss, count = batch_loss(model, data.prefixes[items[0].variant], items, bf16=args.bf16)
+        loss, count = batch_loss(model, data.prefixes[items[0].context], items, bf16=args.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -360,6 +427,8 @@ def train(model: Any, data: Dataset, args: argparse.Namespace) -> dict[str, Any]
             elapsed = time.perf_counter() - started
             logger.info("step %d/%d  loss %.4f  lr %.2e  %.0f s", step, args.steps, running, lr_at(step), elapsed)
             history.append({"step": step, "loss": round(running, 4), "elapsed_s": round(elapsed, 1)})
+        if checkpoint is not None and args.checkpoint_every and step and step % args.checkpoint_every == 0:
+            checkpoint(step)
     model.eval()
     return {"train_seconds": round(time.perf_counter() - started, 1), "loss_history": history}
 
@@ -371,15 +440,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="inkagent/demo_model", help="where the model is saved")
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--examples", type=int, default=60000, help="synthetic dialogues to train on")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--demo-examples", type=int, default=12000, help="whole dialogues under the demo prompt")
+    parser.add_argument("--bench-examples", type=int, default=12000, help="first turns under benchmark-style prompts")
+    parser.add_argument("--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-tokens", type=int, default=4096, help="padded dialogue tokens per batch")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32 (slower on most CPUs)")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="save OUT/checkpoint every N steps")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop early after this long (experiments)")
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
                         help="dtype of the saved weights (float16 halves the file; the CPU loads float32)")
@@ -398,41 +470,42 @@ def main(argv: list[str] | None = None) -> int:
     from inkagent.llms.base import LLM
 
     llm = LLM(path="")  # only its meta template: the text HFTransformer will see
-    specs, interpreter = demo_specs()
-    variants = build_variants(specs, interpreter)
-    for variant in variants:
-        variant.system_text = render_system(llm, variant)
-
-    generator = DialogueGenerator(args.seed, split="train")
-    rng = random.Random(args.seed + 1)
-    rendered = []
+    contexts = build_contexts(llm, args)
+    rendered = [render_context(llm, c) for c in contexts]
     kinds: dict[str, int] = {}
-    for _ in range(args.examples):
-        index, example = assign(generator.sample(), variants, rng, generator)
-        text, spans = render_dialogue(llm, variants[index], example)
-        rendered.append((index, text, spans))
-        kinds[example.kind] = kinds.get(example.kind, 0) + 1
-    logger.info("%d dialogues: %s", len(rendered), dict(sorted(kinds.items())))
+    for context in contexts:
+        key = "demo" if context.demo else "bench"
+        kinds[key] = kinds.get(key, 0) + len(context.dialogues)
+    logger.info("%d prompts, %s dialogues", len(contexts), kinds)
 
-    corpus = [v.system_text for v in variants] + [text for _, text, _ in rendered]
+    corpus = [c.system_text for c in contexts] + [text for dialogues in rendered for text, _ in dialogues]
     tokenizer = train_tokenizer(corpus, args.vocab)
-    data = encode_all(tokenizer, variants, rendered)
+    data = encode_all(tokenizer, contexts, rendered)
     lengths = sorted(len(item.ids) for item in data.items)
-    logger.info("tokenizer: %d tokens; prefixes %s tokens; dialogues median %d, max %d tokens",
-                len(tokenizer), [len(p) for p in data.prefixes], lengths[len(lengths) // 2], lengths[-1])
+    prefix_lengths = sorted(len(p) for p in data.prefixes)
+    logger.info("tokenizer: %d tokens; prompts %d-%d tokens (demo %s); dialogues median %d, max %d tokens",
+                len(tokenizer), prefix_lengths[0], prefix_lengths[-1], [len(p) for p in data.prefixes[:2]],
+                lengths[len(lengths) // 2], lengths[-1])
     data_seconds = time.perf_counter() - started
 
     model = build_model(tokenizer, args)
     logger.info("model: %.2f M parameters", sum(p.numel() for p in model.parameters()) / 1e6)
-    report = train(model, data, args)
+
+    def checkpoint(step: int) -> None:  # for looking at a long run before it ends
+        model.eval()
+        save(model, tokenizer, args, Path(args.out) / "checkpoint")
+        model.train()
+        logger.info("checkpoint at step %d saved", step)
+
+    report = train(model, data, args, checkpoint)
 
     save(model, tokenizer, args)
     report.update({
-        "seed": args.seed, "examples": args.examples, "steps": args.steps, "batch": args.batch, "lr": args.lr,
+        "seed": args.seed, "demo_examples": kinds.get("demo", 0), "bench_examples": kinds.get("bench", 0),
+        "prompts": len(contexts), "steps": args.steps, "batch_tokens": args.batch_tokens, "lr": args.lr,
         "hidden": args.hidden, "layers": args.layers, "vocab": len(tokenizer), "threads": args.threads,
         "parameters": sum(p.numel() for p in model.parameters()), "data_seconds": round(data_seconds, 1),
-        "total_seconds": round(time.perf_counter() - started, 1), "kinds": kinds,
-        "prefix_tokens": {v.name: len(p) for v, p in zip(variants, data.prefixes, strict=True)},
+        "total_seconds": round(time.perf_counter() - started, 1), "demo_prompt_tokens": len(data.prefixes[0]),
         "torch": torch.__version__, "command": "python scripts/train_demo_model.py " + " ".join(argv or sys.argv[1:]),
     })
     Path(args.out, "training_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -440,19 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def save(model: Any, tokenizer: Any, args: argparse.Namespace) -> None:
+def save(model: Any, tokenizer: Any, args: argparse.Namespace, out: Path | None = None) -> None:
     import torch
     from transformers import GenerationConfig
 
-    out = Path(args.out)
+    out = out or Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")],
         do_sample=False, max_new_tokens=256,
     )
-    model.to(getattr(torch, args.dtype)).save_pretrained(out)
-    model.to(torch.float32)
+    weights = {k: v.to(getattr(torch, args.dtype)) for k, v in model.state_dict().items()}
+    model.save_pretrained(out, state_dict=weights)
     tokenizer.save_pretrained(out)
 
 
