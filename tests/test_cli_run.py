@@ -102,3 +102,13 @@ def test_no_answer_exits_1_and_says_why(tmp_path):
     proc = run_cli("run", str(path), "--task", "x", "--trace", str(tmp_path / "t.jsonl"))
     assert proc.returncode == 1
     assert "no answer" in proc.stderr
+
+
+def test_two_actions_with_one_name_are_a_config_error(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.py").write_text("from inkagent.actions import tool\n\n@tool\ndef same() -> str:\n"
+                                             '    """Same name."""\n    return "x"\n')
+    path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM"}, "actions": ["./a.py:same", "./b.py:same"]})
+    proc = run_cli("run", str(path), "--task", "x")
+    assert proc.returncode == 2 and "actions" in proc.stderr and "two actions" in proc.stderr
+    assert "Traceback" not in proc.stderr

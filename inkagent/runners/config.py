@@ -182,7 +182,10 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
             extra["language"] = section.language
         return agent_cls(llm=llm, **extra)  # a skill agent takes its own keys
     limits = {"timeout_s": section.tool_timeout_s, "max_output_chars": section.max_output_chars}
-    plugin_executor = ActionExecutor(build_actions(config, llm), **limits) if config.actions else None
+    try:
+        plugin_executor = ActionExecutor(build_actions(config, llm), **limits) if config.actions else None
+    except ValueError as exc:  # two actions with one name
+        raise ConfigError(str(exc), path=str(config.source), key="actions") from exc
     interpreter_executor = None
     if config.interpreter is not None:
         component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))
