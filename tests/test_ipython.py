@@ -255,3 +255,25 @@ def test_interpreter_section_of_a_config_builds_a_limited_interpreter(tmp_path):
         assert result.output == repr(str(tmp_path / "wd"))
     finally:
         agent.close()
+
+
+def test_interrupt_stops_running_code_and_keeps_the_session():
+    import threading
+
+    from inkagent.actions import IPythonInterpreter
+
+    with IPythonInterpreter(timeout_s=60) as interpreter:
+        interpreter.run("kept = 41")
+        results = []
+        worker = threading.Thread(target=lambda: results.append(interpreter.run("import time\nwhile True: time.sleep(0.01)")))
+        worker.start()
+        deadline_ok = False
+        for _ in range(200):  # the kernel may take a moment to enter the loop; interrupt until it stops
+            interpreter.interrupt()
+            worker.join(0.05)
+            if not worker.is_alive():
+                deadline_ok = True
+                break
+        assert deadline_ok, "the interrupted cell did not stop"
+        assert results[0].error is not None, results[0]
+        assert interpreter.run("print(kept + 1)").output.strip() == "42"

@@ -423,6 +423,15 @@ class IPythonInterpreter(Action):
 
     reset = restart  # lagent's name
 
+    def interrupt(self) -> None:
+        """Stop the code running now (KeyboardInterrupt in the kernel); variables are kept.
+
+        The REPL calls this when the user cancels a turn with Ctrl-C.
+        """
+        kernel = self._resources.kernel
+        if kernel is not None and kernel.alive():
+            kernel.interrupt()
+
     def close(self) -> None:
         """Shut the kernel down and delete the working directory if this interpreter made it."""
         kernel = self._resources.kernel
