@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import ActionError, LLMError
 from .base import LLM, GenerationStats, Prompt
-from .hf import hub_offline, resolve_model_source
+from .hf import _as_list, _torch_dtype, hub_offline, resolve_model_source
 from .stopping import normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -408,21 +408,3 @@ class VisionLanguageModel(LLM):
         best = max(table, key=table.__getitem__)
         return LetterChoice(letter=best, probabilities=table)
 
-
-def _as_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, int) else list(value)
-
-
-def _torch_dtype(dtype: Any, on_gpu: bool) -> Any:
-    import torch
-
-    if dtype is None:
-        return "auto" if on_gpu else torch.float32
-    if isinstance(dtype, torch.dtype) or dtype == "auto":
-        return dtype
-    value = getattr(torch, str(dtype).removeprefix("torch."), None)
-    if not isinstance(value, torch.dtype):
-        raise LLMError(f"unknown dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
-    return value
