@@ -958,7 +958,9 @@ def dialogue(request: Request, world: ToolWorld, failure: str | None = None) -> 
             if failure == "network":
                 results.append((world.arxiv_error(), False))
             else:
-                results.append((world.papers(call.arguments["query"], min(3, call.arguments.get("max_results", 3))), True))
+                # at most 3 papers (2 per search when there are several): keeps dialogues short to train on
+                most = 3 if len(request.calls) == 1 else 2
+                results.append((world.papers(call.arguments["query"], min(most, call.arguments.get("max_results", 3))), True))
         else:
             raise ValueError(f"{call.name} is not a demo tool")
     messages = [user, Message(role="assistant", content=request.thought, tool_calls=list(request.calls))]

@@ -210,6 +210,10 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     contexts = demo_contexts(llm)
     fill_demo(contexts[0], int(args.demo_examples * 0.85), generator, world, rng, banned)
     fill_demo(contexts[1], args.demo_examples - len(contexts[0].dialogues), generator, world, rng, banned)
+    # the same kind of dialogues with no system prompt at all: the curriculum starts with them (see train())
+    bare = Context("bare", "en", [], set(DEMO_TOOLS), demo=True)
+    bare.dialogues = rng.sample(contexts[0].dialogues + contexts[1].dialogues, int(args.demo_examples * args.bare_fraction))
+    contexts.append(bare)
     # benchmark-style prompts: each train record's function list (with the record itself), and random ones
     functions_by_name = {f["name"]: f for question, _ in train for f in question["function"]}
     per_context = max(1, args.bench_examples // (len(train) + args.random_contexts))
@@ -324,13 +328,14 @@ def encode_all(tokenizer: Any, contexts: list[Context], rendered: list[list[tupl
     return data
 
 
-def batches(data: Dataset, max_tokens: int, rng: random.Random) -> list[list[int]]:
+def batches(data: Dataset, max_tokens: int, rng: random.Random, max_prefix: int | None = None) -> list[list[int]]:
     """Batches of dialogues sharing a prefix and of similar length (at most `max_tokens` padded dialogue
-    tokens each), in random order."""
+    tokens each), in random order; only prompts up to `max_prefix` tokens when given."""
     out = []
     by_context: dict[int, list[int]] = {}
     for i, item in enumerate(data.items):
-        by_context.setdefault(item.context, []).append(i)
+        if max_prefix is None or len(data.prefixes[item.context]) <= max_prefix:
+            by_context.setdefault(item.context, []).append(i)
     for indexes in by_context.values():
         indexes.sort(key=lambda i: len(data.items[i].ids) + rng.random())
         batch: list[int] = []
@@ -394,7 +399,7 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
 
     rng = random.Random(args.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    warmup = max(1, args.steps // 20)
+    warmup = min(100, max(1, args.steps // 20))
 
     def lr_at(step: int) -> float:
         if step < warmup:
@@ -403,13 +408,19 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
         return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     model.train()
+    # Curriculum: copying spans (numbers, places) is learnt by attention heads that find their source;
+    # behind a 600-token system prompt their gradient is spread thin and they form far later. So the
+    # first steps see only short prompts (or none), then everything.
+    short_prompts = args.curriculum_steps > 0
     queue: list[list[int]] = []
     started = time.perf_counter()
     history = []
     running = None
     for step in range(args.steps):
+        if short_prompts and step >= args.curriculum_steps:
+            short_prompts, queue = False, []
         if not queue:
-            queue = batches(data, args.batch_tokens, rng)
+            queue = batches(data, args.batch_tokens, rng, args.curriculum_prefix if short_prompts else None)
         indexes = queue.pop()
         items = [data.items[i] for i in indexes]
         for group in optimizer.param_groups:
@@ -443,9 +454,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demo-examples", type=int, default=12000, help="whole dialogues under the demo prompt")
     parser.add_argument("--bench-examples", type=int, default=12000, help="first turns under benchmark-style prompts")
     parser.add_argument("--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--bare-fraction", type=float, default=0.25,
+                        help="share of the demo dialogues also trained with no system prompt")
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--curriculum-steps", type=int, default=400, help="first steps on short prompts only")
+    parser.add_argument("--curriculum-prefix", type=int, default=200, help="longest prompt (tokens) in those steps")
     parser.add_argument("--batch-tokens", type=int, default=4096, help="padded dialogue tokens per batch")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=8e-4, help="peak learning rate (higher keeps copying from forming)")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=4096)
@@ -461,6 +476,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the mock weather service's requests
     import torch
 
     torch.manual_seed(args.seed)
@@ -474,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     rendered = [render_context(llm, c) for c in contexts]
     kinds: dict[str, int] = {}
     for context in contexts:
-        key = "demo" if context.demo else "bench"
+        key = "bare" if not context.system else "demo" if context.demo else "bench"
         kinds[key] = kinds.get(key, 0) + len(context.dialogues)
     logger.info("%d prompts, %s dialogues", len(contexts), kinds)
 
@@ -502,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     save(model, tokenizer, args)
     report.update({
         "seed": args.seed, "demo_examples": kinds.get("demo", 0), "bench_examples": kinds.get("bench", 0),
-        "prompts": len(contexts), "steps": args.steps, "batch_tokens": args.batch_tokens, "lr": args.lr,
+        "prompts": len(contexts), "steps": args.steps, "curriculum_steps": args.curriculum_steps, "batch_tokens": args.batch_tokens, "lr": args.lr,
         "hidden": args.hidden, "layers": args.layers, "vocab": len(tokenizer), "threads": args.threads,
         "parameters": sum(p.numel() for p in model.parameters()), "data_seconds": round(data_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1), "demo_prompt_tokens": len(data.prefixes[0]),
