@@ -876,7 +876,7 @@ class RequestGenerator:
     FAMILIES: dict[str, float] = {
         "arithmetic": 0.20, "worded": 0.05, "div0": 0.01, "program": 0.12, "weather": 0.12, "forecast": 0.08,
         "arxiv": 0.10, "caption": 0.04, "retrieval": 0.03, "understanding": 0.03, "writer": 0.03, "persona": 0.03,
-        "small_talk": 0.06, "out_of_scope": 0.06, "parallel": 0.06, "combo": 0.06,
+        "small_talk": 0.06, "out_of_scope": 0.06, "parallel": 0.09, "combo": 0.08,
     }
     SINGLE = ("arithmetic", "program", "weather", "forecast", "arxiv", "caption", "retrieval", "understanding",
               "writer", "persona")

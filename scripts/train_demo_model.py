@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from demo_dialogues import (  # noqa: E402
+    ALL_TOOLS,
     ARXIV,
     DEMO_TOOLS,
     INTERPRETER,
@@ -65,6 +66,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+
+COPY_DENSE = {
+    "arithmetic": 0.24, "worded": 0.04, "program": 0.12, "weather": 0.12, "forecast": 0.08, "arxiv": 0.1,
+    "caption": 0.05, "retrieval": 0.05, "understanding": 0.05, "writer": 0.04, "persona": 0.04, "parallel": 0.07,
+}
 
 # -- prompts and examples --------------------------------------------------------------------------------
 
@@ -210,9 +216,13 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     contexts = demo_contexts(llm)
     fill_demo(contexts[0], int(args.demo_examples * 0.85), generator, world, rng, banned)
     fill_demo(contexts[1], args.demo_examples - len(contexts[0].dialogues), generator, world, rng, banned)
-    # the same kind of dialogues with no system prompt at all: the curriculum starts with them (see train())
-    bare = Context("bare", "en", [], set(DEMO_TOOLS), demo=True)
-    bare.dialogues = rng.sample(contexts[0].dialogues + contexts[1].dialogues, int(args.demo_examples * args.bare_fraction))
+    # First turns with no system prompt at all, rich in spans to copy (numbers into code, places,
+    # topics, paths and titles into calls): the curriculum starts with them (see train()).
+    bare = Context("bare", "en", [], set(ALL_TOOLS), demo=True)
+    while len(bare.dialogues) < args.bare_examples:
+        request = generator.sample(families=COPY_DENSE)
+        if request.user not in banned:
+            bare.dialogues.append(first_turn(request))
     contexts.append(bare)
     # benchmark-style prompts: each train record's function list (with the record itself), and random ones
     functions_by_name = {f["name"]: f for question, _ in train for f in question["function"]}
@@ -328,13 +338,13 @@ def encode_all(tokenizer: Any, contexts: list[Context], rendered: list[list[tupl
     return data
 
 
-def batches(data: Dataset, max_tokens: int, rng: random.Random, max_prefix: int | None = None) -> list[list[int]]:
+def batches(data: Dataset, max_tokens: int, rng: random.Random, only: set[int] | None = None) -> list[list[int]]:
     """Batches of dialogues sharing a prefix and of similar length (at most `max_tokens` padded dialogue
-    tokens each), in random order; only prompts up to `max_prefix` tokens when given."""
+    tokens each), in random order; only from the contexts `only` when given."""
     out = []
     by_context: dict[int, list[int]] = {}
     for i, item in enumerate(data.items):
-        if max_prefix is None or len(data.prefixes[item.context]) <= max_prefix:
+        if only is None or item.context in only:
             by_context.setdefault(item.context, []).append(i)
     for indexes in by_context.values():
         indexes.sort(key=lambda i: len(data.items[i].ids) + rng.random())
@@ -408,10 +418,12 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
         return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     model.train()
-    # Curriculum: copying spans (numbers, places) is learnt by attention heads that find their source;
-    # behind a 600-token system prompt their gradient is spread thin and they form far later. So the
-    # first steps see only short prompts (or none), then everything.
+    # Curriculum: copying spans (numbers, places) is learnt by attention heads that find their source.
+    # Behind a 600-token system prompt, or diluted among long dialogues, they form far later (not
+    # within 2500 steps in trials; in a few hundred steps on short first turns). So the first steps
+    # see only first turns with no system prompt, then everything.
     short_prompts = args.curriculum_steps > 0
+    bare = {i for i, prefix in enumerate(data.prefixes) if len(prefix) <= 1}
     queue: list[list[int]] = []
     started = time.perf_counter()
     history = []
@@ -420,7 +432,7 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
         if short_prompts and step >= args.curriculum_steps:
             short_prompts, queue = False, []
         if not queue:
-            queue = batches(data, args.batch_tokens, rng, args.curriculum_prefix if short_prompts else None)
+            queue = batches(data, args.batch_tokens, rng, bare if short_prompts else None)
         indexes = queue.pop()
         items = [data.items[i] for i in indexes]
         for group in optimizer.param_groups:
@@ -451,14 +463,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="inkagent/demo_model", help="where the model is saved")
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--demo-examples", type=int, default=12000, help="whole dialogues under the demo prompt")
+    parser.add_argument("--demo-examples", type=int, default=10000, help="whole dialogues under the demo prompt")
     parser.add_argument("--bench-examples", type=int, default=12000, help="first turns under benchmark-style prompts")
     parser.add_argument("--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools")
-    parser.add_argument("--bare-fraction", type=float, default=0.25,
-                        help="share of the demo dialogues also trained with no system prompt")
-    parser.add_argument("--steps", type=int, default=2500)
-    parser.add_argument("--curriculum-steps", type=int, default=400, help="first steps on short prompts only")
-    parser.add_argument("--curriculum-prefix", type=int, default=200, help="longest prompt (tokens) in those steps")
+    parser.add_argument("--bare-examples", type=int, default=12000, help="first turns with no system prompt")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--curriculum-steps", type=int, default=500,
+                        help="first steps on dialogues without a system prompt only")
     parser.add_argument("--batch-tokens", type=int, default=4096, help="padded dialogue tokens per batch")
     parser.add_argument("--lr", type=float, default=8e-4, help="peak learning rate (higher keeps copying from forming)")
     parser.add_argument("--hidden", type=int, default=256)

@@ -73,6 +73,11 @@ def test_chinese_arithmetic(agent):
     assert "1000" in final.text
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bundled model does not yet copy place names into Weather calls (MODEL_CARD.md: weather 0%); "
+    "strict, so this fails as soon as a retrained model does it, and the marker must go",
+)
 def test_weather_offline_error_is_relayed(agent):
     events, final = run(agent, "What's the weather in Paris?")
     calls = [e.call for e in events if isinstance(e, ToolCallStarted)]
