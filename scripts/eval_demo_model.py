@@ -80,7 +80,9 @@ def arithmetic_tasks(count: int, seed: int) -> list[Request]:
     tasks: list[Request] = []
     while len(tasks) < count:
         lang = "en" if generator.rng.random() < 0.7 else "zh"
-        request = generator.arithmetic(lang) if generator.rng.random() < 0.8 else generator.worded_arithmetic(lang)
+        request = (
+            generator.arithmetic(lang) if generator.rng.random() < 0.8 else generator.worded_arithmetic(lang)
+        )
         if request is not None and request.expected:
             tasks.append(request)
     return tasks
@@ -96,11 +98,22 @@ def eval_arithmetic(agent: Any, count: int, seed: int) -> dict[str, Any]:
         answer = result.response or ""
         ok = contains_number(answer, expected)
         successes += ok
-        rows.append({"task": request.user, "expected": expected, "answer": answer,
-                     "calls": [a.type for a in result.actions], "ok": ok})
+        rows.append(
+            {
+                "task": request.user,
+                "expected": expected,
+                "answer": answer,
+                "calls": [a.type for a in result.actions],
+                "ok": ok,
+            }
+        )
         logger.info("%s %s -> %s", "ok  " if ok else "FAIL", request.user, answer[:80])
-    return {"tasks": count, "success": successes / count, "seconds": round(time.perf_counter() - started, 1),
-            "failures": [r for r in rows if not r["ok"]]}
+    return {
+        "tasks": count,
+        "success": successes / count,
+        "seconds": round(time.perf_counter() - started, 1),
+        "failures": [r for r in rows if not r["ok"]],
+    }
 
 
 def eval_bench(llm: Any, out_dir: Path, prompt_language: str = "en") -> dict[str, Any]:
@@ -112,8 +125,9 @@ def eval_bench(llm: Any, out_dir: Path, prompt_language: str = "en") -> dict[str
 
     shutil.rmtree(out_dir, ignore_errors=True)
     suite = load_suite("inkagent-tools", split="test")
-    options = BenchOptions(mode="internlm2", out_dir=out_dir, prompt_language=prompt_language,
-                           gen_params={"do_sample": False})
+    options = BenchOptions(
+        mode="internlm2", out_dir=out_dir, prompt_language=prompt_language, gen_params={"do_sample": False}
+    )
     started = time.perf_counter()
     report = run_benchmark(llm, suite, options)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -149,14 +163,25 @@ def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> 
             stats[0] += ok
             stats[1] += 1
             if not ok:
-                failures.append({"kind": request.kind, "task": request.user, "expected": want, "got": got,
-                                 "output": output[:300]})
+                failures.append(
+                    {
+                        "kind": request.kind,
+                        "task": request.user,
+                        "expected": want,
+                        "got": got,
+                        "output": output[:300],
+                    }
+                )
     finally:
         interpreter_action.close()
     total = sum(n for _, n in per_kind.values())
-    return {"examples": total, "accuracy": sum(k for k, _ in per_kind.values()) / total,
-            "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
-            "seconds": round(time.perf_counter() - started, 1), "failures": failures[:50]}
+    return {
+        "examples": total,
+        "accuracy": sum(k for k, _ in per_kind.values()) / total,
+        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
+        "seconds": round(time.perf_counter() - started, 1),
+        "failures": failures[:50],
+    }
 
 
 def eval_off_domain(agent: Any) -> dict[str, Any]:
@@ -172,12 +197,23 @@ def eval_off_domain(agent: Any) -> dict[str, Any]:
                 final = event
             elif kind == "error":
                 error = event.message
-        rows.append({"task": task, "state": final.state.value if final else "none", "answer": final.text if final else "",
-                     "error": error, "seconds": round(time.perf_counter() - started, 2)})
+        rows.append(
+            {
+                "task": task,
+                "state": final.state.value if final else "none",
+                "answer": final.text if final else "",
+                "error": error,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
         logger.info("%s -> %s %s", task, rows[-1]["state"], rows[-1]["answer"][:80])
     clean = sum(r["state"] != "none" for r in rows)
-    return {"tasks": len(rows), "ended_cleanly": clean, "answered": sum(r["state"] == "answered" for r in rows),
-            "rows": rows}
+    return {
+        "tasks": len(rows),
+        "ended_cleanly": clean,
+        "answered": sum(r["state"] == "answered" for r in rows),
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,10 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(ROOT / "inkagent" / "demo_model"))
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--arithmetic", type=int, default=60, help="held-out arithmetic tasks (0 to skip)")
-    parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True,
-                        help="tool-call accuracy on the inkagent-tools test split")
+    parser.add_argument(
+        "--bench",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tool-call accuracy on the inkagent-tools test split",
+    )
     parser.add_argument("--bench-out", default="runs/bench-demo-model", help="where the bench results go")
-    parser.add_argument("--calls", type=int, default=200, help="held-out requests under the demo prompt (0 to skip)")
+    parser.add_argument(
+        "--calls", type=int, default=200, help="held-out requests under the demo prompt (0 to skip)"
+    )
     parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=2)
@@ -203,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.bench:
         report["bench"] = eval_bench(llm, Path(args.bench_out))
         bench = report["bench"]
-        logger.info("inkagent-tools test: %d/%d correct; %s", bench["correct"], bench["records"],
-                    json.dumps(bench["aggregates"]))
+        logger.info(
+            "inkagent-tools test: %d/%d correct; %s",
+            bench["correct"],
+            bench["records"],
+            json.dumps(bench["aggregates"]),
+        )
     if args.calls:
         report["calls"] = eval_calls(llm, args.calls, args.seed)
         logger.info("call accuracy %.3f %s", report["calls"]["accuracy"], report["calls"]["per_kind"])
@@ -216,11 +262,15 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("arithmetic task success %.3f", report["arithmetic"]["success"])
             if args.off_domain:
                 report["off_domain"] = eval_off_domain(agent)
-                logger.info("off-domain: %d/%d ended cleanly", report["off_domain"]["ended_cleanly"], len(OFF_DOMAIN))
+                logger.info(
+                    "off-domain: %d/%d ended cleanly", report["off_domain"]["ended_cleanly"], len(OFF_DOMAIN)
+                )
         finally:
             agent.close()
     summary = {
-        "bench_accuracy": (report["bench"]["correct"] / report["bench"]["records"]) if "bench" in report else None,
+        "bench_accuracy": (report["bench"]["correct"] / report["bench"]["records"])
+        if "bench" in report
+        else None,
         "bench_aggregates": report.get("bench", {}).get("aggregates"),
         "demo_prompt_call_accuracy": report.get("calls", {}).get("accuracy"),
         "arithmetic_success": report.get("arithmetic", {}).get("success"),

@@ -23,6 +23,7 @@ deterministic for a fixed thread count). The steps:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -53,8 +54,17 @@ from inkagent.schema import Message, ToolCall  # noqa: E402
 
 logger = logging.getLogger("train_demo_model")
 
-SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<|action_start|>", "<|action_end|>",
-                  "<|plugin|>", "<|interpreter|>"]
+SPECIAL_TOKENS = [
+    "<s>",
+    "</s>",
+    "<pad>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|action_start|>",
+    "<|action_end|>",
+    "<|plugin|>",
+    "<|interpreter|>",
+]
 # Han characters and digits one by one, runs of other letters, runs of punctuation and spaces, and a
 # newline with its indentation. Words never carry a space, so "Paris" has the same tokens in
 # "weather in Paris?" and in {"city": "Paris"}.
@@ -68,8 +78,19 @@ CHAT_TEMPLATE = (
 
 
 COPY_DENSE = {
-    "arithmetic": 0.24, "worded": 0.04, "program": 0.12, "weather": 0.12, "forecast": 0.08, "arxiv": 0.1,
-    "caption": 0.05, "retrieval": 0.05, "understanding": 0.05, "writer": 0.04, "persona": 0.04, "parallel": 0.07,
+    "arithmetic": 0.2,
+    "worded": 0.03,
+    "program": 0.1,
+    "weather": 0.1,
+    "forecast": 0.06,
+    "arxiv": 0.08,
+    "caption": 0.04,
+    "retrieval": 0.04,
+    "understanding": 0.04,
+    "writer": 0.03,
+    "persona": 0.03,
+    "parallel": 0.13,
+    "combo": 0.12,
 }
 
 # -- prompts and examples --------------------------------------------------------------------------------
@@ -115,7 +136,9 @@ def bench_context(name: str, functions: list[dict], language: str) -> Context:
     from inkagent.bench.prompts import build_request
 
     question = {"question": [[{"role": "user", "content": ""}]], "function": functions}
-    messages = build_request("internlm2", "simple", question, prompt_language=language, language_hints=False).messages
+    messages = build_request(
+        "internlm2", "simple", question, prompt_language=language, language_hints=False
+    ).messages
     return Context(name, language, messages[:-1], {f["name"] for f in functions})
 
 
@@ -143,8 +166,10 @@ def calls_from_answer(answer: dict | None) -> list[ToolCall]:
 
 def first_turn(request: Request) -> list[Message]:
     if request.calls:
-        return [Message(role="user", content=request.user),
-                Message(role="assistant", content=request.thought, tool_calls=list(request.calls))]
+        return [
+            Message(role="user", content=request.user),
+            Message(role="assistant", content=request.thought, tool_calls=list(request.calls)),
+        ]
     return [Message(role="user", content=request.user), Message(role="assistant", content=request.direct)]
 
 
@@ -155,8 +180,14 @@ def fits(request: Request, offered: set[str], generator: RequestGenerator) -> Re
     return request
 
 
-def fill_demo(context: Context, count: int, generator: RequestGenerator, world: ToolWorld, rng: random.Random,
-              banned: set[str]) -> None:
+def fill_demo(
+    context: Context,
+    count: int,
+    generator: RequestGenerator,
+    world: ToolWorld,
+    rng: random.Random,
+    banned: set[str],
+) -> None:
     while len(context.dialogues) < count:
         request = generator.sample(lang="zh" if context.language == "zh" and rng.random() < 0.7 else None)
         if request.user in banned:
@@ -168,17 +199,17 @@ def fill_demo(context: Context, count: int, generator: RequestGenerator, world: 
         context.dialogues.append(dialogue(request, world, failure))
 
 
-def fill_bench(context: Context, count: int, generator: RequestGenerator, rng: random.Random, banned: set[str]) -> None:
+def fill_bench(
+    context: Context, count: int, generator: RequestGenerator, rng: random.Random, banned: set[str]
+) -> None:
     """First turns under a benchmark prompt: mostly requests its tools can serve, some that none can."""
     tries = 0
-    while len(context.dialogues) < count and tries < count * 60:
+    while len(context.dialogues) < count and tries < count * 20:
         tries += 1
-        request = generator.sample()
-        if request.user in banned:
+        # three quarters served by the offered tools (one call, parallel calls, two tools), the rest not
+        request = generator.servable(context.offered) if rng.random() < 0.75 else generator.sample()
+        if request is None or request.user in banned:
             continue
-        servable = not request.calls or request.needs <= context.offered
-        if not servable and rng.random() > 0.25:
-            continue  # keep "no such tool" answers to about a quarter
         context.dialogues.append(first_turn(fits(request, context.offered, generator)))
 
 
@@ -203,7 +234,7 @@ def render_context(llm: Any, context: Context) -> list[tuple[str, list[tuple[int
             if not full[:end].endswith("<|im_end|>"):
                 raise RuntimeError("an assistant turn does not end with <|im_end|>")
             spans.append((start - len(context.system_text), end - len(context.system_text)))
-        out.append((full[len(context.system_text):], spans))
+        out.append((full[len(context.system_text) :], spans))
     return out
 
 
@@ -232,15 +263,20 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
         user = question["question"][0][-1]["content"]
         calls = calls_from_answer(answer)
         language = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in user) else "en"
-        target = Message(role="assistant", tool_calls=calls) if calls else Message(
-            role="assistant", content=generator.no_call_answer(user, language))
+        target = (
+            Message(role="assistant", tool_calls=calls)
+            if calls
+            else Message(role="assistant", content=generator.no_call_answer(user, language))
+        )
         context.dialogues.append([Message(role="user", content=user), target])
         fill_bench(context, per_context, generator, rng, banned)
         contexts.append(context)
     names = sorted(functions_by_name)
     for i in range(args.random_contexts):
         chosen = rng.sample(names, rng.choice([1, 1, 2, 2, 3, 4]))
-        context = bench_context(f"random-{i}", [functions_by_name[n] for n in chosen], "en" if rng.random() < 0.9 else "zh")
+        context = bench_context(
+            f"random-{i}", [functions_by_name[n] for n in chosen], "en" if rng.random() < 0.9 else "zh"
+        )
         fill_bench(context, per_context, generator, rng, banned)
         contexts.append(context)
     return contexts
@@ -279,22 +315,37 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     phrases = protocol_phrases()
     # the phrases become tokens of their own after training: keep BPE from spending merges on them
     tokenizer.train_from_iterator((_without(text, phrases) for text in texts), trainer=trainer)
     tokenizer.add_tokens([AddedToken(p, normalized=False) for p in phrases])
     bos = tokenizer.token_to_id("<s>")
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   additional_special_tokens=SPECIAL_TOKENS[3:], model_max_length=4096,
-                                   clean_up_tokenization_spaces=False)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIAL_TOKENS[3:],
+        model_max_length=4096,
+        clean_up_tokenization_spaces=False,
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -323,22 +374,30 @@ class Dataset:
     items: list[Encoded] = field(default_factory=list)
 
 
-def encode_all(tokenizer: Any, contexts: list[Context], rendered: list[list[tuple[str, list[tuple[int, int]]]]]) -> Dataset:
+def encode_all(
+    tokenizer: Any, contexts: list[Context], rendered: list[list[tuple[str, list[tuple[int, int]]]]]
+) -> Dataset:
     data = Dataset([tokenizer(c.system_text)["input_ids"] for c in contexts])
     for index, (context, dialogues) in enumerate(zip(contexts, rendered, strict=True)):
         texts = [text for text, _ in dialogues]
         batch = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        for (_text, spans), ids, offsets in zip(dialogues, batch["input_ids"], batch["offset_mapping"], strict=True):
+        for (_text, spans), ids, offsets in zip(
+            dialogues, batch["input_ids"], batch["offset_mapping"], strict=True
+        ):
             targets = [b > a and any(s <= a and b <= e for s, e in spans) for a, b in offsets]
             data.items.append(Encoded(index, ids, targets))
         # the split at the prefix must not change the tokens: check one dialogue per context
         whole = tokenizer(context.system_text + texts[0])["input_ids"]
         if whole != data.prefixes[index] + batch["input_ids"][0]:
-            raise RuntimeError(f"tokenising {context.name}'s system prompt apart from the dialogue changes the tokens")
+            raise RuntimeError(
+                f"tokenising {context.name}'s system prompt apart from the dialogue changes the tokens"
+            )
     return data
 
 
-def batches(data: Dataset, max_tokens: int, rng: random.Random, only: set[int] | None = None) -> list[list[int]]:
+def batches(
+    data: Dataset, max_tokens: int, rng: random.Random, only: set[int] | None = None
+) -> list[list[int]]:
     """Batches of dialogues sharing a prefix and of similar length (at most `max_tokens` padded dialogue
     tokens each), in random order; only from the contexts `only` when given."""
     out = []
@@ -368,12 +427,30 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=args.hidden, intermediate_size=args.hidden * 3,
-        num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64, num_key_value_heads=args.hidden // 64,
-        max_position_embeddings=4096, rope_theta=10000.0, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden,
+        intermediate_size=args.hidden * 3,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.hidden // 64,
+        num_key_value_heads=args.hidden // 64,
+        max_position_embeddings=4096,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     return LlamaForCausalLM(config)
+
+
+@functools.cache
+def _cache_name() -> str:
+    """transformers 5.24 renamed the KV-cache argument and output `past_key_values` -> `cache`."""
+    import inspect
+
+    from transformers import LlamaModel
+
+    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
 
 def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool = True) -> tuple[Any, int]:
@@ -381,6 +458,7 @@ def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool =
     import torch
     import torch.nn.functional as F
 
+    cache_name = _cache_name()
     width = max(len(item.ids) for item in items)
     ids = torch.full((len(items), width), 0, dtype=torch.long)
     mask = torch.zeros((len(items), len(prefix) + width), dtype=torch.long)
@@ -394,9 +472,11 @@ def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool =
     # the weights and the optimizer stay float32
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         prefix_out = model.model(input_ids=torch.tensor([prefix]), use_cache=True)
-        cache = prefix_out.past_key_values
+        cache = prefix_out[cache_name]
         cache.batch_repeat_interleave(len(items))
-        hidden = model.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state
+        hidden = model.model(
+            input_ids=ids, attention_mask=mask, use_cache=True, **{cache_name: cache}
+        ).last_hidden_state
         # position t predicts token t + 1; token 0 of the dialogue is `<|im_start|>`, never a target
         select = wanted[:, 1:]
         logits = model.lm_head(hidden[:, :-1][select])
@@ -448,7 +528,9 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
             break
         if step % 50 == 0 or step == args.steps - 1:
             elapsed = time.perf_counter() - started
-            logger.info("step %d/%d  loss %.4f  lr %.2e  %.0f s", step, args.steps, running, lr_at(step), elapsed)
+            logger.info(
+                "step %d/%d  loss %.4f  lr %.2e  %.0f s", step, args.steps, running, lr_at(step), elapsed
+            )
             history.append({"step": step, "loss": round(running, 4), "elapsed_s": round(elapsed, 1)})
         if checkpoint is not None and args.checkpoint_every and step and step % args.checkpoint_every == 0:
             checkpoint(step)
@@ -463,24 +545,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="inkagent/demo_model", help="where the model is saved")
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--demo-examples", type=int, default=10000, help="whole dialogues under the demo prompt")
-    parser.add_argument("--bench-examples", type=int, default=12000, help="first turns under benchmark-style prompts")
-    parser.add_argument("--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools")
-    parser.add_argument("--bare-examples", type=int, default=12000, help="first turns with no system prompt")
+    parser.add_argument(
+        "--demo-examples", type=int, default=8000, help="whole dialogues under the demo prompt"
+    )
+    parser.add_argument(
+        "--bench-examples", type=int, default=14000, help="first turns under benchmark-style prompts"
+    )
+    parser.add_argument(
+        "--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools"
+    )
+    parser.add_argument("--bare-examples", type=int, default=14000, help="first turns with no system prompt")
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--curriculum-steps", type=int, default=500,
-                        help="first steps on dialogues without a system prompt only")
+    parser.add_argument(
+        "--curriculum-steps",
+        type=int,
+        default=500,
+        help="first steps on dialogues without a system prompt only",
+    )
     parser.add_argument("--batch-tokens", type=int, default=4096, help="padded dialogue tokens per batch")
-    parser.add_argument("--lr", type=float, default=8e-4, help="peak learning rate (higher keeps copying from forming)")
+    parser.add_argument(
+        "--lr", type=float, default=8e-4, help="peak learning rate (higher keeps copying from forming)"
+    )
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32 (slower on most CPUs)")
+    parser.add_argument(
+        "--no-bf16", dest="bf16", action="store_false", help="train in float32 (slower on most CPUs)"
+    )
     parser.add_argument("--checkpoint-every", type=int, default=0, help="save OUT/checkpoint every N steps")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop early after this long (experiments)")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
-                        help="dtype of the saved weights (float16 halves the file; the CPU loads float32)")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop early after this long (experiments)"
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float16",
+        choices=["float16", "bfloat16", "float32"],
+        help="dtype of the saved weights (float16 halves the file; the CPU loads float32)",
+    )
     return parser.parse_args(argv)
 
 
@@ -510,9 +612,15 @@ def main(argv: list[str] | None = None) -> int:
     data = encode_all(tokenizer, contexts, rendered)
     lengths = sorted(len(item.ids) for item in data.items)
     prefix_lengths = sorted(len(p) for p in data.prefixes)
-    logger.info("tokenizer: %d tokens; prompts %d-%d tokens (demo %s); dialogues median %d, max %d tokens",
-                len(tokenizer), prefix_lengths[0], prefix_lengths[-1], [len(p) for p in data.prefixes[:2]],
-                lengths[len(lengths) // 2], lengths[-1])
+    logger.info(
+        "tokenizer: %d tokens; prompts %d-%d tokens (demo %s); dialogues median %d, max %d tokens",
+        len(tokenizer),
+        prefix_lengths[0],
+        prefix_lengths[-1],
+        [len(p) for p in data.prefixes[:2]],
+        lengths[len(lengths) // 2],
+        lengths[-1],
+    )
     data_seconds = time.perf_counter() - started
 
     model = build_model(tokenizer, args)
@@ -527,16 +635,35 @@ def main(argv: list[str] | None = None) -> int:
     report = train(model, data, args, checkpoint)
 
     save(model, tokenizer, args)
-    report.update({
-        "seed": args.seed, "demo_examples": kinds.get("demo", 0), "bench_examples": kinds.get("bench", 0),
-        "prompts": len(contexts), "steps": args.steps, "curriculum_steps": args.curriculum_steps, "batch_tokens": args.batch_tokens, "lr": args.lr,
-        "hidden": args.hidden, "layers": args.layers, "vocab": len(tokenizer), "threads": args.threads,
-        "parameters": sum(p.numel() for p in model.parameters()), "data_seconds": round(data_seconds, 1),
-        "total_seconds": round(time.perf_counter() - started, 1), "demo_prompt_tokens": len(data.prefixes[0]),
-        "torch": torch.__version__, "command": "python scripts/train_demo_model.py " + " ".join(argv or sys.argv[1:]),
-    })
+    report.update(
+        {
+            "seed": args.seed,
+            "demo_examples": kinds.get("demo", 0),
+            "bench_examples": kinds.get("bench", 0),
+            "prompts": len(contexts),
+            "steps": args.steps,
+            "curriculum_steps": args.curriculum_steps,
+            "batch_tokens": args.batch_tokens,
+            "lr": args.lr,
+            "hidden": args.hidden,
+            "layers": args.layers,
+            "vocab": len(tokenizer),
+            "threads": args.threads,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "data_seconds": round(data_seconds, 1),
+            "total_seconds": round(time.perf_counter() - started, 1),
+            "demo_prompt_tokens": len(data.prefixes[0]),
+            "torch": torch.__version__,
+            "command": "python scripts/train_demo_model.py " + " ".join(argv or sys.argv[1:]),
+        }
+    )
     Path(args.out, "training_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    logger.info("done in %.0f s (training %.0f s); saved to %s", report["total_seconds"], report["train_seconds"], args.out)
+    logger.info(
+        "done in %.0f s (training %.0f s); saved to %s",
+        report["total_seconds"],
+        report["train_seconds"],
+        args.out,
+    )
     return 0
 
 
@@ -547,11 +674,16 @@ def save(model: Any, tokenizer: Any, args: argparse.Namespace, out: Path | None 
     out = out or Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")],
-        do_sample=False, max_new_tokens=256,
+        do_sample=False,
+        max_new_tokens=256,
     )
-    weights = {k: v.to(getattr(torch, args.dtype)) for k, v in model.state_dict().items()}
+    # the output layer is tied to the embeddings: store it once
+    weights = {
+        k: v.to(getattr(torch, args.dtype)) for k, v in model.state_dict().items() if k != "lm_head.weight"
+    }
     model.save_pretrained(out, state_dict=weights)
     tokenizer.save_pretrained(out)
 

@@ -14,7 +14,14 @@ from inkagent.schema import AgentState, FinalAnswer, ToolCallStarted, ToolResult
 
 MODEL_DIR = ROOT / "inkagent" / "demo_model"
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<|action_start|>", "<|action_end|>", "<|plugin|>", "<|interpreter|>"]
+SPECIAL = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|action_start|>",
+    "<|action_end|>",
+    "<|plugin|>",
+    "<|interpreter|>",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +48,14 @@ def run(agent, task: str) -> tuple[list, FinalAnswer]:
 
 def test_bundle_is_small_and_complete():
     files = {p.name: p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file()}
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "generation_config.json", "MODEL_CARD.md"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "MODEL_CARD.md",
+    ):
         assert name in files, f"{name} is missing from the bundled model"
     assert sum(files.values()) < 20 * 2**20
 
@@ -73,11 +86,6 @@ def test_chinese_arithmetic(agent):
     assert "1000" in final.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bundled model does not yet copy place names into Weather calls (MODEL_CARD.md: weather 0%); "
-    "strict, so this fails as soon as a retrained model does it, and the marker must go",
-)
 def test_weather_offline_error_is_relayed(agent):
     events, final = run(agent, "What's the weather in Paris?")
     calls = [e.call for e in events if isinstance(e, ToolCallStarted)]
@@ -88,7 +96,9 @@ def test_weather_offline_error_is_relayed(agent):
     assert "Paris" in final.text and "network" in final.text
 
 
-@pytest.mark.parametrize("task", ["Write a poem about autumn leaves.", "Who was the first emperor of the Ming dynasty?"])
+@pytest.mark.parametrize(
+    "task", ["Write a poem about autumn leaves.", "Who was the first emperor of the Ming dynasty?"]
+)
 def test_tasks_outside_training_end_cleanly(agent, task):
     events, final = run(agent, task)
     assert final.state in (AgentState.ANSWERED, AgentState.MAX_TURN, AgentState.REPEATED_FAILURE)
@@ -104,4 +114,7 @@ def test_readme_first_command(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["state"] == "answered" and "391" in outcome["answer"]
-    assert outcome["tool_calls"][0]["name"] == "IPythonInterpreter" and outcome["tool_calls"][0]["output"] == "391"
+    assert (
+        outcome["tool_calls"][0]["name"] == "IPythonInterpreter"
+        and outcome["tool_calls"][0]["output"] == "391"
+    )
