@@ -22,8 +22,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -339,7 +337,7 @@ class HFTransformer(LLM):
             input_ids.to(device), attention_mask.to(device), sum(len(row) for row in rows), config, stops
         )
 
-    def _tracker(self, batch: _Batch, on_delta: Any = None) -> GenerationTracker:
+    def _tracker(self, batch: _Batch) -> GenerationTracker:
         from .hf_stream import GenerationTracker
 
         return GenerationTracker(
@@ -349,7 +347,6 @@ class HFTransformer(LLM):
             stop_words=batch.stops.words,
             end_ids=batch.stops.end_ids,
             skip_ids=self._skip_ids - set(batch.stops.end_ids),
-            on_delta=on_delta,
         )
 
     def _run(self, batch: _Batch, tracker: GenerationTracker | None) -> Any:
@@ -422,36 +419,14 @@ class HFTransformer(LLM):
         Generation runs in a worker thread; closing this iterator early (or dropping it) makes the
         model stop at its next token.
         """
+        from .hf_stream import stream_on_worker
+
         started = time.perf_counter()
         batch = self._prepare([self.render(inputs)], gen_params)
-        deltas: queue.SimpleQueue = queue.SimpleQueue()
-        done = object()
-        tracker = self._tracker(batch, on_delta=lambda _row, text: deltas.put(text))
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                self._run(batch, tracker)
-            except BaseException as exc:  # handed to the consumer, raised there
-                failure.append(exc)
-            finally:
-                deltas.put(done)
-
-        worker = threading.Thread(target=work, name="inkagent-hf-generate", daemon=True)
-        worker.start()
+        tracker = self._tracker(batch)
         try:
-            while (item := deltas.get()) is not done:
-                yield item
-            worker.join()
-            if failure:
-                raise failure[0]
-            tail = tracker.finish()[0]
-            if tail:
-                yield tail
+            yield from stream_on_worker(tracker, lambda: self._run(batch, tracker), "inkagent-hf-generate")
         finally:
-            if worker.is_alive():  # the consumer stopped reading: stop the model, then wait for it
-                tracker.cancel()
-                worker.join()
             row = tracker.rows[0]
             self.last_token_ids = [list(row.tokens)]
             self.last_stats = GenerationStats(

@@ -14,9 +14,10 @@ Imports torch and transformers: import this module only where a model runs.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import torch
 from transformers import StoppingCriteria
@@ -133,3 +134,40 @@ class GenerationTracker(StoppingCriteria):
     def finish(self) -> list[str]:
         """Per row, the text held back until the end of generation."""
         return [row.finish() for row in self.rows]
+
+
+def stream_on_worker(tracker: GenerationTracker, generate: Callable[[], object], name: str) -> Iterator[str]:
+    """Run `generate` (a `model.generate` call that `tracker` follows) on a daemon thread named `name`
+    and yield row 0's text deltas as they come, then its held-back tail.
+
+    An exception in `generate` is raised here, in the consumer. Closing the iterator early cancels the
+    tracker, so the model stops at its next token, and waits for the worker before returning.
+    """
+    deltas: queue.SimpleQueue = queue.SimpleQueue()
+    done = object()
+    tracker.on_delta = lambda _row, text: deltas.put(text)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            generate()
+        except BaseException as exc:  # handed to the consumer, raised there
+            failure.append(exc)
+        finally:
+            deltas.put(done)
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while (item := deltas.get()) is not done:
+            yield item
+        worker.join()
+        if failure:
+            raise failure[0]
+        tail = tracker.finish()[0]
+        if tail:
+            yield tail
+    finally:
+        if worker.is_alive():  # the consumer stopped reading: stop the model, then wait for it
+            tracker.cancel()
+            worker.join()

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -287,13 +285,11 @@ class VisionLanguageModel(LLM):
         """
         from transformers import StoppingCriteriaList
 
-        from .hf_stream import GenerationTracker
+        from .hf_stream import GenerationTracker, stream_on_worker
 
         started = time.perf_counter()
         batch, _ = self._inputs(inputs, images)
         config, stop_words, end_ids = self._config(gen_params)
-        deltas: queue.SimpleQueue = queue.SimpleQueue()
-        done = object()
         skip = {i for i in (self.tokenizer.bos_token_id, self.tokenizer.pad_token_id) if i is not None}
         tracker = GenerationTracker(
             prompt_length=batch["input_ids"].shape[1],
@@ -302,36 +298,18 @@ class VisionLanguageModel(LLM):
             stop_words=stop_words,
             end_ids=end_ids,
             skip_ids=skip - set(end_ids),
-            on_delta=lambda _row, text: deltas.put(text),
         )
-        failure: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                self.model.generate(
-                    **batch, generation_config=config, stopping_criteria=StoppingCriteriaList([tracker])
-                )
-            except BaseException as exc:  # handed to the consumer, raised there
-                failure.append(exc)
-            finally:
-                deltas.put(done)
+        def generate() -> None:
+            self.model.generate(
+                **batch, generation_config=config, stopping_criteria=StoppingCriteriaList([tracker])
+            )
 
-        worker = threading.Thread(target=work, name="inkagent-vlm-generate", daemon=True)
-        worker.start()
         try:
-            while (item := deltas.get()) is not done:
-                yield item
-            worker.join()
-            if failure:
-                exc = failure[0]
-                raise LLMError(f"generation with {self.path} failed: {type(exc).__name__}: {exc}") from exc
-            tail = tracker.finish()[0]
-            if tail:
-                yield tail
+            yield from stream_on_worker(tracker, generate, "inkagent-vlm-generate")
+        except Exception as exc:
+            raise LLMError(f"generation with {self.path} failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            if worker.is_alive():  # the consumer stopped reading: stop the model, then wait for it
-                tracker.cancel()
-                worker.join()
             self.last_stats = GenerationStats(
                 prompt_tokens=int(batch["input_ids"].shape[1]),
                 completion_tokens=len(tracker.rows[0].tokens),
