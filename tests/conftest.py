@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,39 @@ def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env: 
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "inkagent", *args], cwd=cwd or ROOT, input=input,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_url(tiny_model_dir) -> Iterator[str]:  # noqa: F811
+    """A real `transformers serve` running the tiny model on 127.0.0.1: its OpenAI base URL."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("transformers")), "serve", str(tiny_model_dir),
+               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "info"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              bufsize=1)
+    log: list[str] = []
+    watchdog = threading.Timer(120, server.kill)  # a server that never comes up ends the wait
+    watchdog.start()
+    try:
+        # Uvicorn says so when it accepts connections; the model is loaded before that.
+        for line in server.stdout:
+            log.append(line)
+            if "Uvicorn running on" in line:
+                break
+        else:
+            pytest.fail("transformers serve did not start:\n" + "".join(log))
+        watchdog.cancel()
+        # Keep draining its output so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(timeout=30)

@@ -7,13 +7,7 @@ every record answered and scored, the report written. Everything listens on 127.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -24,43 +18,6 @@ from inkagent.bench.harness import BenchOptions, run_benchmark
 from inkagent.llms import OpenAICompatible
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir) -> Iterator[str]:  # noqa: F811
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("transformers")),
-        "serve",
-        str(tiny_model_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-    ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    log: list[str] = []
-    try:
-        for line in process.stdout:
-            log.append(line)
-            if "Uvicorn running on" in line:
-                break
-        else:
-            pytest.fail("transformers serve exited:\n" + "".join(log))
-        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 class CountingClient(OpenAICompatible):
@@ -82,10 +39,10 @@ class CountingClient(OpenAICompatible):
                 self.in_flight -= 1
 
 
-def test_bench_cli_against_transformers_serve(server, tiny_model_dir, tmp_path):  # noqa: F811
+def test_bench_cli_against_transformers_serve(serve_url, tiny_model_dir, tmp_path):  # noqa: F811
     config = tmp_path / "served.yaml"
     config.write_text(
-        f"llm:\n  type: OpenAICompatible\n  model: {tiny_model_dir}\n  base_url: {server}\n  max_new_tokens: 8\n",
+        f"llm:\n  type: OpenAICompatible\n  model: {tiny_model_dir}\n  base_url: {serve_url}\n  max_new_tokens: 8\n",
         encoding="utf-8",
     )
     out = tmp_path / "run"
@@ -103,8 +60,8 @@ def test_bench_cli_against_transformers_serve(server, tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["prompt", "internlm2"])
-def test_requests_run_concurrently(server, tiny_model_dir, tmp_path, mode):  # noqa: F811
-    llm = CountingClient(model=str(tiny_model_dir), base_url=server, max_new_tokens=6)
+def test_requests_run_concurrently(serve_url, tiny_model_dir, tmp_path, mode):  # noqa: F811
+    llm = CountingClient(model=str(tiny_model_dir), base_url=serve_url, max_new_tokens=6)
     suite = load_bfcl(["simple_python", "irrelevance"])
     options = BenchOptions(
         mode=mode, out_dir=tmp_path / "run", concurrency=4, limit=4, gen_params={"do_sample": False}

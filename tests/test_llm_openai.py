@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from tiny_model import tiny_model_dir  # noqa: F401  (fixture)
 
 from inkagent.errors import ConfigError, LLMError
@@ -25,12 +22,6 @@ from inkagent.llms import HFTransformer, OpenAICompatible
 from inkagent.llms.openai_compat import SSEDecoder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- a real transformers serve ----------------------------------------------------------------------
@@ -44,45 +35,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir) -> Iterator[Served]:  # noqa: F811
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("transformers")),
-        "serve",
-        str(tiny_model_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--log-level",
-        "info",
-    ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    server = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
-    )
-    log: list[str] = []
-    watchdog = threading.Timer(120, server.kill)  # a server that never comes up ends the wait
-    watchdog.start()
-    try:
-        # Uvicorn says so when it accepts connections; the model is loaded before that.
-        for line in server.stdout:
-            log.append(line)
-            if "Uvicorn running on" in line:
-                break
-        else:
-            pytest.fail("transformers serve did not start:\n" + "".join(log))
-        watchdog.cancel()
-        # Keep draining its output so the server never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
-        local = HFTransformer(str(tiny_model_dir), meta_template=None, do_sample=False, device="cpu")
-        yield Served(f"http://127.0.0.1:{port}/v1", str(tiny_model_dir), local)
-    finally:
-        watchdog.cancel()
-        server.terminate()
-        server.wait(timeout=30)
+def served(serve_url, tiny_model_dir) -> Served:  # noqa: F811
+    local = HFTransformer(str(tiny_model_dir), meta_template=None, do_sample=False, device="cpu")
+    return Served(serve_url, str(tiny_model_dir), local)
 
 
 def clean_length(local: HFTransformer, inputs, limit: int = 40) -> int:
