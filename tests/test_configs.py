@@ -193,3 +193,17 @@ def test_server_config_drives_an_openai_compatible_server(name, fake_server):
     for tool in ("ArxivSearch", "Weather"):  # the tools of the config are described to the model
         assert tool in prompt
     assert "<|interpreter|>" in prompt
+
+
+def test_relative_model_path_is_relative_to_the_config(tiny_model_dir, tmp_path, monkeypatch):  # noqa: F811
+    from inkagent.runners.config import build_llm, load_config
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
+    config_file = tmp_path / "configs" / "local.yaml"
+    config_file.write_text("llm: {type: HFTransformer, path: ../models/tiny, device: cpu}\n")
+    monkeypatch.chdir(tmp_path / "models")  # anywhere but the config's folder
+    llm = build_llm(load_config(config_file))
+    assert Path(llm.path) == (tmp_path / "models" / "tiny").resolve()
+    assert llm.generate("hi", max_new_tokens=2) is not None

@@ -141,9 +141,24 @@ def _build(component: Component, table: dict[str, str], config: Config, key: str
         raise ConfigError(f"cannot build {component.type}: {exc}", path=str(config.source), key=key) from exc
 
 
+#: Model arguments that hold a local path: `./x` or `../x` there is relative to the config file.
+_PATH_KEYS = ("path", "tokenizer_path")
+
+
+def _llm_component(component: Component, config: Config) -> Component:
+    """`component` with its relative model paths made relative to the config file, so a config works
+    from any directory; other values (hub ids, absolute paths) are left alone."""
+    updates = {}
+    for key in _PATH_KEYS:
+        value = component.kwargs.get(key)
+        if isinstance(value, str) and value.startswith(("./", "../")) and config.base_dir is not None:
+            updates[key] = str((config.base_dir / value).resolve())
+    return component.model_copy(update=updates) if updates else component
+
+
 def build_llm(config: Config) -> Any:
     """The model backend of the config."""
-    return _build(config.llm, BUILTIN_LLMS, config, "llm")
+    return _build(_llm_component(config.llm, config), BUILTIN_LLMS, config, "llm")
 
 
 def build_actions(config: Config, agent_llm: Any = None) -> list[Any]:
@@ -160,7 +175,7 @@ def build_actions(config: Config, agent_llm: Any = None) -> list[Any]:
                 nested = Component.model_validate(llm_spec)
             except ValidationError as exc:
                 raise ConfigError("expected {type: <backend>, ...}", path=str(config.source), key=f"actions[{i}].llm") from exc
-            extra["llm"] = _build(nested, BUILTIN_LLMS, config, f"actions[{i}].llm")
+            extra["llm"] = _build(_llm_component(nested, config), BUILTIN_LLMS, config, f"actions[{i}].llm")
         actions.append(_build(component, table, config, f"actions[{i}]", **extra))
     return actions
 

@@ -18,7 +18,8 @@ CONFIG_HELP = """\
 config keys (ready configs in configs/):
   llm          the model: {type: NAME or module:attr, ...its arguments}
                  ScriptedLLM       responses: [...], delay_s, cycle (offline, for tests and demos)
-                 HFTransformer     path (hub id or directory), device (cuda, cpu, auto), dtype (auto,
+                 HFTransformer     path (hub id, or a directory: ./ and ../ are relative to the
+                                   config), device (cuda, cpu, auto), dtype (auto,
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
                                    max_new_tokens, temperature, top_p, top_k, meta_template
                  OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
