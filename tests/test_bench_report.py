@@ -80,3 +80,24 @@ def test_native_mode_needs_the_chat_api(tmp_path):
     options = BenchOptions(mode="native", out_dir=tmp_path / "run", limit=1)
     with pytest.raises(ConfigError, match="mode: chat"):
         run_benchmark(llm, load_bfcl(["simple_python"]), options)
+
+
+def test_accuracy_by_expected_tool():
+    results = [
+        {"id": "a", "category": "simple", "valid": True, "expected_tools": ["Weather.current"]},
+        {"id": "b", "category": "parallel", "valid": False, "error_type": "x", "expected_tools": ["Weather.current"]},
+        {"id": "c", "category": "parallel_multiple", "valid": True, "expected_tools": ["ArxivSearch", "Weather.current"]},
+        {"id": "d", "category": "irrelevance", "valid": True, "expected_tools": []},
+    ]  # fmt: skip
+    report = build_report(results, suite="inkagent-tools", categories=[], meta={})
+    assert report["tools"] == {
+        "Weather.current": {"correct": 2, "total": 3, "accuracy": 2 / 3},
+        "(no call)": {"correct": 1, "total": 1, "accuracy": 1.0},
+        "ArxivSearch": {"correct": 1, "total": 1, "accuracy": 1.0},
+    }
+    assert "| `Weather.current` | 2 | 3 | 66.67% |" in render_markdown(report)
+    # results written before the field existed, or a suite of thousands of functions (BFCL): no table
+    old = [{"id": "x", "category": "simple", "valid": True}]
+    assert build_report(old, suite="bfcl", categories=[], meta={})["tools"] is None
+    many = [{"id": str(i), "category": "simple", "valid": True, "expected_tools": [f"f{i}"]} for i in range(51)]
+    assert build_report(many, suite="bfcl", categories=[], meta={})["tools"] is None

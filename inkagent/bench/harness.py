@@ -98,10 +98,16 @@ def ask(llm: Any, record: BenchRecord, options: BenchOptions) -> Any:
     return llm.chat(request.messages, **options.gen_params)
 
 
+def expected_tools(record: BenchRecord) -> list[str]:
+    """The functions a correct answer calls (none for an irrelevance record)."""
+    return sorted({name for call in (record.answer or {}).get("ground_truth", []) for name in call})
+
+
 def _row(record: BenchRecord, raw: Any, mode: str, elapsed: float) -> dict[str, Any]:
     result = score(record.category, record.question, record.answer, raw, mode)
     stored = raw[:_MAX_RAW_CHARS] if isinstance(raw, str) else raw
     row = {"id": record.id, "category": record.category, "latency_s": round(elapsed, 4), "raw_output": stored}
+    row["expected_tools"] = expected_tools(record)
     row.update(result.to_dict())
     row["errors"] = row["errors"][:3]
     row["decoded"] = jsonable(result.decoded)
@@ -183,6 +189,7 @@ def run_benchmark(
                 "errors": [f"{type(exc).__name__}: {exc}"],
                 "raw_output": None,
                 "inference_error": True,
+                "expected_tools": expected_tools(record),
             }
         return _row(record, raw, options.mode, time.perf_counter() - clock)
 

@@ -7,7 +7,7 @@ BFCL's aggregates (its leaderboard's single-turn columns):
 - irrelevance = plain mean of irrelevance and live_irrelevance; relevance = live_relevance.
 An aggregate is reported only when every category it needs was run (else null).
 For inkagent-tools: the record-weighted accuracy over all categories, over the call categories, and
-on irrelevance.
+on irrelevance. Both suites also get the accuracy by expected tool when they name few enough functions.
 """
 
 from __future__ import annotations
@@ -37,6 +37,31 @@ def category_scores(
         c: {"correct": counts[c][0], "total": counts[c][1], "accuracy": counts[c][0] / counts[c][1]}
         for c in order
         if c in counts and counts[c][1]
+    }
+
+
+#: Above this many distinct functions (BFCL has thousands) the per-tool table is left out.
+MAX_TOOLS_LISTED = 50
+NO_CALL = "(no call)"
+
+
+def tool_scores(results: list[dict[str, Any]]) -> dict[str, dict] | None:
+    """{function: {correct, total, accuracy}} over the records whose answer calls it; records that must
+    not call anything under "(no call)". None when the results do not say (older results files) or name
+    more than `MAX_TOOLS_LISTED` functions."""
+    counts: dict[str, list[int]] = {}
+    for row in results:
+        if "expected_tools" not in row:
+            return None
+        for name in row["expected_tools"] or [NO_CALL]:
+            pair = counts.setdefault(name, [0, 0])
+            pair[0] += bool(row.get("valid"))
+            pair[1] += 1
+    if not counts or len(counts) > MAX_TOOLS_LISTED:
+        return None
+    return {
+        name: {"correct": c, "total": t, "accuracy": c / t}
+        for name, (c, t) in sorted(counts.items(), key=lambda item: (-item[1][1], item[0]))
     }
 
 
@@ -112,6 +137,7 @@ def build_report(
         "correct": sum(bool(r.get("valid")) for r in results),
         "categories": scores,
         "aggregates": aggregates,
+        "tools": tool_scores(results),
         "error_types": dict(error_types.most_common()),
         "failures": failures,
     }
@@ -141,6 +167,10 @@ def render_markdown(report: dict[str, Any], max_failures: int = 50) -> str:
     lines += ["", "| aggregate | accuracy |", "|---|---:|"]
     for name, value in report["aggregates"].items():
         lines.append(f"| {name} | {_pct(value)} |")
+    if report.get("tools"):
+        lines += ["", "## Accuracy by expected tool", "", "| tool | correct | total | accuracy |", "|---|---:|---:|---:|"]
+        for name, score in report["tools"].items():
+            lines.append(f"| `{name}` | {score['correct']} | {score['total']} | {_pct(score['accuracy'])} |")
     if report["error_types"]:
         lines += ["", "## Failures by error type", "", "| error type | count |", "|---|---:|"]
         lines += [f"| `{name}` | {count} |" for name, count in report["error_types"].items()]
