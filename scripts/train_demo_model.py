@@ -431,8 +431,9 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
         hidden_size=args.hidden,
         intermediate_size=args.hidden * 3,
         num_hidden_layers=args.layers,
-        num_attention_heads=args.hidden // 64,
-        num_key_value_heads=args.hidden // 64,
+        num_attention_heads=args.hidden // args.head_dim,
+        num_key_value_heads=args.hidden // args.head_dim,
+        head_dim=args.head_dim,
         max_position_embeddings=4096,
         rope_theta=10000.0,
         tie_word_embeddings=True,
@@ -568,6 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--head-dim", type=int, default=64, help="attention head size (hidden / heads)")
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
@@ -583,7 +585,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["float16", "bfloat16", "float32"],
         help="dtype of the saved weights (float16 halves the file; the CPU loads float32)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.hidden % args.head_dim:
+        parser.error(f"--hidden {args.hidden} is not a multiple of --head-dim {args.head_dim}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -647,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             "lr": args.lr,
             "hidden": args.hidden,
             "layers": args.layers,
+            "head_dim": args.head_dim,
             "vocab": len(tokenizer),
             "threads": args.threads,
             "parameters": sum(p.numel() for p in model.parameters()),
