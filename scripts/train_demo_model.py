@@ -556,7 +556,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools"
     )
     parser.add_argument("--bare-examples", type=int, default=14000, help="first turns with no system prompt")
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument(
         "--curriculum-steps",
         type=int,
