@@ -469,10 +469,12 @@ def batch_loss(model: Any, prefix: list[int], items: list[Encoded], bf16: bool =
         ids[row, : len(item.ids)] = torch.tensor(item.ids)
         mask[row, len(prefix) : len(prefix) + len(item.ids)] = 1
         wanted[row, : len(item.ids)] = torch.tensor(item.targets)
+    device = model.device
+    ids, mask, wanted = ids.to(device), mask.to(device), wanted.to(device)
     # bfloat16 matmuls are several times faster than float32 ones on CPUs with AVX512-BF16 / AMX;
     # the weights and the optimizer stay float32
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        prefix_out = model.model(input_ids=torch.tensor([prefix]), use_cache=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        prefix_out = model.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
         cache = prefix_out[cache_name]
         cache.batch_repeat_interleave(len(items))
         hidden = model.model(
@@ -573,6 +575,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
+        "--device", default="cpu", help="cpu, or cuda for a GPU (faster; not bit-for-bit reproducible)"
+    )
+    parser.add_argument(
         "--no-bf16", dest="bf16", action="store_false", help="train in float32 (slower on most CPUs)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=0, help="save OUT/checkpoint every N steps")
@@ -628,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     data_seconds = time.perf_counter() - started
 
-    model = build_model(tokenizer, args)
+    model = build_model(tokenizer, args).to(args.device)
     logger.info("model: %.2f M parameters", sum(p.numel() for p in model.parameters()) / 1e6)
 
     def checkpoint(step: int) -> None:  # for looking at a long run before it ends
@@ -655,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             "head_dim": args.head_dim,
             "vocab": len(tokenizer),
             "threads": args.threads,
+            "device": args.device,
             "parameters": sum(p.numel() for p in model.parameters()),
             "data_seconds": round(data_seconds, 1),
             "total_seconds": round(time.perf_counter() - started, 1),
@@ -688,7 +694,9 @@ def save(model: Any, tokenizer: Any, args: argparse.Namespace, out: Path | None 
     )
     # the output layer is tied to the embeddings: store it once
     weights = {
-        k: v.to(getattr(torch, args.dtype)) for k, v in model.state_dict().items() if k != "lm_head.weight"
+        k: v.to("cpu", getattr(torch, args.dtype))
+        for k, v in model.state_dict().items()
+        if k != "lm_head.weight"
     }
     model.save_pretrained(out, state_dict=weights)
     tokenizer.save_pretrained(out)
