@@ -181,6 +181,19 @@ PERSONA_LINES = [  # (English, Chinese)
     ("Are you tired of walking?", "你走累了吗？"), ("What do you think of Sha Wujing?", "你觉得沙僧怎么样？"),
     ("Can you fly?", "你会飞吗？"), ("What will you do after the journey?", "取经以后你要做什么？"),
 ]
+# Words for composed titles, scenes, image questions and persona lines (`novel` > 0): the fixed lists
+# above are few enough to memorise, and a model that has memorised them writes a title it knows instead
+# of copying the one asked for.
+_EN_ADJ = ["old", "red", "small", "quiet", "snowy", "wooden", "golden", "busy", "empty", "green", "tiny",
+           "giant", "sleepy", "blue", "broken", "bright", "dark", "lonely", "happy", "ancient"]
+_EN_NOUN = ["bridge", "library", "cat", "mountain", "boat", "garden", "market", "castle", "river", "forest",
+            "train", "kite", "lamp", "village", "harbor", "tower", "piano", "bicycle", "teapot", "owl"]
+_EN_PLACE_NOUN = ["the park", "the sea", "a hill", "the station", "a lake", "the desert", "the roof", "a field"]
+_ZH_ADJ = ["古老的", "红色的", "小小的", "安静的", "下雪的", "木头的", "金色的", "热闹的", "空荡荡的", "绿色的",
+           "巨大的", "孤单的", "明亮的", "黑暗的", "快乐的"]
+_ZH_NOUN = ["桥", "图书馆", "猫", "山", "小船", "花园", "市场", "城堡", "河流", "森林", "火车", "风筝", "灯",
+            "村庄", "港口", "塔", "钢琴", "自行车", "茶壶", "猫头鹰"]
+_ZH_TIME = ["春天", "夏天", "秋天", "冬天", "夜晚", "清晨", "雨天", "周末"]
 # fmt: on
 
 
@@ -398,9 +411,19 @@ class ToolWorld:
 class RequestGenerator:
     """Random requests from a seed. `split="train"` never yields held-out items, `"eval"` only them."""
 
-    def __init__(self, seed: int, split: str = "train") -> None:
+    def __init__(self, seed: int, split: str = "train", novel: float = 0.0, multi_call: float = 1.0) -> None:
+        """`novel`: the share of titles, gallery scenes, image questions and persona lines composed from
+        words rather than taken from the fixed lists. `multi_call`: how much more often than the default
+        mixture a request needs several calls (the same tool several times, or two tools)."""
         self.rng = random.Random(seed)
         self.split = split
+        self.novel = novel
+        self.families = dict(self.FAMILIES)
+        self.families["parallel"] *= multi_call
+        self.families["combo"] *= multi_call
+        # the probabilities in servable(); the defaults are the ones the bundled model was trained with
+        self.parallel_share = 0.2 * multi_call
+        self.combo_share = 0.25 * multi_call
 
     def pick(self, items: list[Any] | tuple[Any, ...]) -> Any:
         return self.rng.choice(items)
@@ -451,6 +474,54 @@ class RequestGenerator:
     def pair(self, pairs: list[tuple[str, str]], lang: str) -> str:
         en, zh = self.pick(pairs)
         return zh if lang == "zh" else en
+
+    def _composed(self) -> bool:
+        # no draw at all when novel == 0: the default stream of requests stays what it was
+        return self.novel > 0 and self.rng.random() < self.novel
+
+    def title(self, lang: str) -> str:
+        if not self._composed():
+            return self.pair(TITLES, lang)
+        if lang == "zh":
+            noun, adj, time = self.pick(_ZH_NOUN), self.pick(_ZH_ADJ), self.pick(_ZH_TIME)
+            return self.pick(
+                [f"{time}的{noun}", f"{adj}{noun}", f"{self.place('zh')}的{noun}",
+                 f"{noun}与{self.pick(_ZH_NOUN)}", f"{time}里的{adj}{noun}"]
+            )  # fmt: skip
+        adj, noun = self.pick(_EN_ADJ).capitalize(), self.pick(_EN_NOUN).capitalize()
+        return self.pick(
+            [f"The {adj} {noun}", f"A {noun} in {self.place('en')}", f"{noun}s and {self.pick(_EN_NOUN).capitalize()}s",
+             f"Notes on the {adj} {noun}", f"{self.place('en')} at Night"]
+        )  # fmt: skip
+
+    def scene(self, lang: str) -> str:
+        if not self._composed():
+            return self.pair(SCENES, lang)
+        if lang == "zh":
+            return self.pick([f"{self.pick(_ZH_ADJ)}{self.pick(_ZH_NOUN)}",
+                              f"{self.pick(_ZH_TIME)}的{self.pick(_ZH_ADJ)}{self.pick(_ZH_NOUN)}"])  # fmt: skip
+        adj = self.pick(_EN_ADJ)
+        scene = f"{self.pick(['the', 'an' if adj[0] in 'aeiou' else 'a'])} {adj} {self.pick(_EN_NOUN)}"
+        return scene + (f" near {self.pick(_EN_PLACE_NOUN)}" if self.rng.random() < 0.4 else "")
+
+    def image_question(self, lang: str) -> str:
+        if not self._composed():
+            return self.pair(IMAGE_QUESTIONS, lang)
+        if lang == "zh":
+            noun = self.pick(_ZH_NOUN)
+            return self.pick([f"图里有{noun}吗？", f"{noun}在哪里？", f"有几个{noun}？"])
+        noun = self.pick(_EN_NOUN)
+        return self.pick([f"Is there a {noun} in it?", f"Where is the {noun}?", f"How many {noun}s are there?",
+                          f"What color is the {noun}?"])  # fmt: skip
+
+    def persona_line(self, lang: str) -> str:
+        if not self._composed():
+            return self.pair(PERSONA_LINES, lang)
+        if lang == "zh":
+            return self.pick([f"你喜欢{self.pick(_ZH_NOUN)}吗？", f"你去过{self.place('zh')}吗？",
+                              f"给我讲讲{self.pick(_ZH_TIME)}的故事。"])  # fmt: skip
+        return self.pick([f"Do you like {self.pick(_EN_NOUN)}s?", f"Have you been to {self.place('en')}?",
+                          f"Tell me about the {self.pick(_EN_ADJ)} {self.pick(_EN_NOUN)}."])  # fmt: skip
 
     def number(self, top: int | None = None) -> str:
         if top is None and self.rng.random() < 0.08:
@@ -1112,7 +1183,7 @@ class RequestGenerator:
         return Request("caption", lang, user, [ToolCall(name=CAPTION, arguments={"image": p}) for p in paths])
 
     def retrieval(self, lang: str) -> Request:
-        scene = self.pair(SCENES, lang)
+        scene = self.scene(lang)
         count = self.pick([None, None, 1, 2, 3, 5, 6])
         exclude = self.path() if self.rng.random() < 0.15 else None
         if lang == "en":
@@ -1135,7 +1206,7 @@ class RequestGenerator:
 
     def understanding(self, lang: str) -> Request:
         paths = [self.path() for _ in range(self.pick([1, 1, 2]))]
-        question = self.pair(IMAGE_QUESTIONS, lang)
+        question = self.image_question(lang)
         if len(paths) == 1:
             user = (
                 f"Look at {paths[0]} and tell me: {question}"
@@ -1156,7 +1227,7 @@ class RequestGenerator:
         )
 
     def writer(self, lang: str) -> Request:
-        title = self.pair(TITLES, lang)
+        title = self.title(lang)
         user = self.pick(
             [
                 f"Write an illustrated article titled '{title}'.",
@@ -1168,7 +1239,7 @@ class RequestGenerator:
         return Request("writer", lang, user, [ToolCall(name=WRITER, arguments={"title": title})])
 
     def persona(self, lang: str) -> Request:
-        line = self.pair(PERSONA_LINES, lang)
+        line = self.persona_line(lang)
         user = self.pick(
             [f'Ask Zhu Bajie: "{line}"', f'Let the persona chat answer this: "{line}"']
             if lang == "en"
@@ -1441,9 +1512,9 @@ class RequestGenerator:
             return None
         r = self.rng.random()
         parallel = [f for f in families if f in self.PARALLEL]
-        if r < 0.2 and parallel:
+        if r < self.parallel_share and parallel:
             return self.parallel(lang, self.pick(parallel))
-        if r < 0.45 and len({self.TOOL_OF[f] for f in families}) > 1:
+        if r < self.parallel_share + self.combo_share and len({self.TOOL_OF[f] for f in families}) > 1:
             first = self.pick(families)
             second = self.pick([f for f in families if self.TOOL_OF[f] != self.TOOL_OF[first]])
             return self.combo(lang, (first, second))
@@ -1452,7 +1523,7 @@ class RequestGenerator:
     def sample(self, lang: str | None = None, families: dict[str, float] | None = None) -> Request:
         """One request from the mixture (retries the rare family that yields nothing)."""
         lang = lang or ("en" if self.rng.random() < 0.6 else "zh")
-        table = families or self.FAMILIES
+        table = families or self.families
         family = self.rng.choices(list(table), weights=list(table.values()))[0]
         if family == "parallel":
             request = self.parallel(lang)

@@ -240,7 +240,7 @@ def render_context(llm: Any, context: Context) -> list[tuple[str, list[tuple[int
 
 def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     rng = random.Random(args.seed)
-    generator = RequestGenerator(args.seed, split="train")
+    generator = RequestGenerator(args.seed, split="train", novel=args.novel_values, multi_call=args.multi_call)
     world = ToolWorld(random.Random(args.seed + 1))
     train, test_questions = load_bench_train()
     banned = set(test_questions)
@@ -560,6 +560,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bare-examples", type=int, default=14000, help="first turns with no system prompt")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="continue training this saved model (its tokenizer and weights) instead of starting anew",
+    )
+    parser.add_argument(
+        "--novel-values",
+        type=float,
+        default=0.0,
+        help="share of titles, scenes, image questions and persona lines composed from words (not memorisable)",
+    )
+    parser.add_argument(
+        "--multi-call",
+        type=float,
+        default=1.0,
+        help="how much more often than the default mixture a request needs several calls",
+    )
+    parser.add_argument(
         "--curriculum-steps",
         type=int,
         default=500,
@@ -617,8 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         kinds[key] = kinds.get(key, 0) + len(context.dialogues)
     logger.info("%d prompts, %s dialogues", len(contexts), kinds)
 
-    corpus = [c.system_text for c in contexts] + [text for dialogues in rendered for text, _ in dialogues]
-    tokenizer = train_tokenizer(corpus, args.vocab)
+    if args.init_from:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+    else:
+        corpus = [c.system_text for c in contexts] + [text for dialogues in rendered for text, _ in dialogues]
+        tokenizer = train_tokenizer(corpus, args.vocab)
     data = encode_all(tokenizer, contexts, rendered)
     lengths = sorted(len(item.ids) for item in data.items)
     prefix_lengths = sorted(len(p) for p in data.prefixes)
@@ -633,7 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     data_seconds = time.perf_counter() - started
 
-    model = build_model(tokenizer, args).to(args.device)
+    if args.init_from:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, dtype=torch.float32).to(args.device)
+    else:
+        model = build_model(tokenizer, args).to(args.device)
     logger.info("model: %.2f M parameters", sum(p.numel() for p in model.parameters()) / 1e6)
 
     def checkpoint(step: int) -> None:  # for looking at a long run before it ends
@@ -651,13 +678,16 @@ def main(argv: list[str] | None = None) -> int:
             "demo_examples": kinds.get("demo", 0),
             "bench_examples": kinds.get("bench", 0),
             "prompts": len(contexts),
+            "init_from": args.init_from,
+            "novel_values": args.novel_values,
+            "multi_call": args.multi_call,
             "steps": args.steps,
             "curriculum_steps": args.curriculum_steps,
             "batch_tokens": args.batch_tokens,
             "lr": args.lr,
-            "hidden": args.hidden,
-            "layers": args.layers,
-            "head_dim": args.head_dim,
+            "hidden": model.config.hidden_size,
+            "layers": model.config.num_hidden_layers,
+            "head_dim": model.config.head_dim,
             "vocab": len(tokenizer),
             "threads": args.threads,
             "device": args.device,

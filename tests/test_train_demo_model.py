@@ -25,10 +25,10 @@ TOY = [
 ]  # fmt: skip
 
 
-def train_toy(out: Path) -> None:
+def train_toy(out: Path, *extra: str) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out), *TOY], capture_output=True, text=True, env=env
+        [sys.executable, str(SCRIPT), "--out", str(out), *TOY, *extra], capture_output=True, text=True, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -57,6 +57,32 @@ def test_toy_model_loads_and_keeps_protocol_tokens_whole(toy_runs):
     for token in ("<|im_start|>", "<|im_end|>", "<|action_start|>", "<|action_end|>", "<|plugin|>"):
         assert len(llm.tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
     assert isinstance(llm.generate("What is 17 * 23?"), str)  # random weights: any text, no crash
+
+
+def test_second_stage_continues_the_first(toy_runs, tmp_path):
+    """The bundled model is trained in two stages; the second starts from the first's tokenizer and weights."""
+    from safetensors.torch import load_file
+
+    first, second_stage = toy_runs[0], tmp_path / "stage2"
+    train_toy(second_stage, "--init-from", str(first), "--seed", "9", "--novel-values", "1", "--multi-call", "2")
+    assert (second_stage / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
+    before, after = load_file(first / "model.safetensors"), load_file(second_stage / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not before[k].equal(after[k]) for k in before), "the second stage changed no weight"
+    report = json.loads((second_stage / "training_report.json").read_text())
+    assert report["init_from"] == str(first) and report["hidden"] == 64 and report["layers"] == 1
+
+
+def test_composed_values_are_not_from_the_fixed_lists():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import demo_dialogues as dialogues
+
+    fixed = dialogues.RequestGenerator(1)
+    composed = dialogues.RequestGenerator(1, novel=1.0)
+    known = {t for pair in dialogues.TITLES for t in pair}
+    assert all(fixed.title(lang) in known for lang in ("en", "zh") * 20)
+    assert not any(composed.title(lang) in known for lang in ("en", "zh") * 20)
+    assert composed.writer("en").calls[0].arguments["title"] not in known
 
 
 def test_training_prompt_is_the_one_the_demo_config_sends():
