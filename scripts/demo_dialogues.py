@@ -181,19 +181,23 @@ PERSONA_LINES = [  # (English, Chinese)
     ("Are you tired of walking?", "你走累了吗？"), ("What do you think of Sha Wujing?", "你觉得沙僧怎么样？"),
     ("Can you fly?", "你会飞吗？"), ("What will you do after the journey?", "取经以后你要做什么？"),
 ]
-# Words for composed titles, scenes, image questions and persona lines (`novel` > 0): the fixed lists
-# above are few enough to memorise, and a model that has memorised them writes a title it knows instead
-# of copying the one asked for.
-_EN_ADJ = ["old", "red", "small", "quiet", "snowy", "wooden", "golden", "busy", "empty", "green", "tiny",
-           "giant", "sleepy", "blue", "broken", "bright", "dark", "lonely", "happy", "ancient"]
-_EN_NOUN = ["bridge", "library", "cat", "mountain", "boat", "garden", "market", "castle", "river", "forest",
-            "train", "kite", "lamp", "village", "harbor", "tower", "piano", "bicycle", "teapot", "owl"]
-_EN_PLACE_NOUN = ["the park", "the sea", "a hill", "the station", "a lake", "the desert", "the roof", "a field"]
-_ZH_ADJ = ["古老的", "红色的", "小小的", "安静的", "下雪的", "木头的", "金色的", "热闹的", "空荡荡的", "绿色的",
-           "巨大的", "孤单的", "明亮的", "黑暗的", "快乐的"]
-_ZH_NOUN = ["桥", "图书馆", "猫", "山", "小船", "花园", "市场", "城堡", "河流", "森林", "火车", "风筝", "灯",
-            "村庄", "港口", "塔", "钢琴", "自行车", "茶壶", "猫头鹰"]
-_ZH_TIME = ["春天", "夏天", "秋天", "冬天", "夜晚", "清晨", "雨天", "周末"]
+# Words and characters for composed titles, scenes, image questions and persona lines (`novel` > 0).
+# The fixed lists above are few enough to memorise, and a model that has memorised them writes a
+# title it knows instead of the one asked for. Composed values follow no template (a template is
+# memorised too, and then it bends real titles into its shape): the only way to get them right is to
+# copy them.
+_EN_WORDS = WORDS + [
+    "old", "red", "small", "quiet", "snowy", "wooden", "golden", "busy", "empty", "green", "tiny", "giant",
+    "sleepy", "blue", "broken", "bright", "dark", "lonely", "happy", "ancient", "bridge", "library", "cat",
+    "boat", "market", "tower", "piano", "bicycle", "teapot", "owl", "lantern", "harbor", "village", "kite",
+    "night", "morning", "rain", "light", "road", "home", "letters", "secrets", "journey", "stars", "city",
+]
+_EN_LINKS = [" ", " ", " ", " of ", " and ", " in ", " at ", " on ", " for ", " with "]
+_ZH_CHARS = list(
+    "山水花鸟风月云雨雪春夏秋冬城村河湖海桥塔灯船猫狗鱼书画茶酒歌梦家路门窗星光夜晨古老新小大红绿金银"
+    "石木林园市街港岛天地心手眼人生日年时光里上下前后的之与和在"
+)
+_QUESTION_HEADS = ["What", "Where", "How many", "Is there", "Which", "Why", "Who", "When", "Can you"]
 # fmt: on
 
 
@@ -422,8 +426,10 @@ class RequestGenerator:
         self.families["parallel"] *= multi_call
         self.families["combo"] *= multi_call
         # the probabilities in servable(); the defaults are the ones the bundled model was trained with
-        self.parallel_share = 0.2 * multi_call
-        self.combo_share = 0.25 * multi_call
+        # (at most 80% together: single calls stay in the mixture)
+        scale = multi_call * min(1.0, 0.8 / (0.45 * multi_call))
+        self.parallel_share = 0.2 * scale
+        self.combo_share = 0.25 * scale
 
     def pick(self, items: list[Any] | tuple[Any, ...]) -> Any:
         return self.rng.choice(items)
@@ -479,49 +485,52 @@ class RequestGenerator:
         # no draw at all when novel == 0: the default stream of requests stays what it was
         return self.novel > 0 and self.rng.random() < self.novel
 
+    def _en_words(self, low: int, high: int) -> list[str]:
+        words = []
+        for _ in range(self.rng.randint(low, high)):
+            if self.rng.random() < 0.3:
+                words.append("".join(self.pick(_SYLLABLES) for _ in range(self.pick([2, 3]))))
+            else:
+                words.append(self.pick(_EN_WORDS))
+        return words
+
+    def _en_phrase(self, low: int, high: int, capitalize: bool) -> str:
+        words = [w.capitalize() if capitalize else w for w in self._en_words(low, high)]
+        text = words[0]
+        for word in words[1:]:
+            text += self.pick(_EN_LINKS) + word
+        return text
+
+    def _zh_phrase(self, low: int, high: int) -> str:
+        return "".join(self.pick(_ZH_CHARS) for _ in range(self.rng.randint(low, high)))
+
     def title(self, lang: str) -> str:
         if not self._composed():
             return self.pair(TITLES, lang)
-        if lang == "zh":
-            noun, adj, time = self.pick(_ZH_NOUN), self.pick(_ZH_ADJ), self.pick(_ZH_TIME)
-            return self.pick(
-                [f"{time}的{noun}", f"{adj}{noun}", f"{self.place('zh')}的{noun}",
-                 f"{noun}与{self.pick(_ZH_NOUN)}", f"{time}里的{adj}{noun}"]
-            )  # fmt: skip
-        adj, noun = self.pick(_EN_ADJ).capitalize(), self.pick(_EN_NOUN).capitalize()
-        return self.pick(
-            [f"The {adj} {noun}", f"A {noun} in {self.place('en')}", f"{noun}s and {self.pick(_EN_NOUN).capitalize()}s",
-             f"Notes on the {adj} {noun}", f"{self.place('en')} at Night"]
-        )  # fmt: skip
+        return self._zh_phrase(2, 7) if lang == "zh" else self._en_phrase(1, 4, capitalize=True)
 
     def scene(self, lang: str) -> str:
         if not self._composed():
             return self.pair(SCENES, lang)
         if lang == "zh":
-            return self.pick([f"{self.pick(_ZH_ADJ)}{self.pick(_ZH_NOUN)}",
-                              f"{self.pick(_ZH_TIME)}的{self.pick(_ZH_ADJ)}{self.pick(_ZH_NOUN)}"])  # fmt: skip
-        adj = self.pick(_EN_ADJ)
-        scene = f"{self.pick(['the', 'an' if adj[0] in 'aeiou' else 'a'])} {adj} {self.pick(_EN_NOUN)}"
-        return scene + (f" near {self.pick(_EN_PLACE_NOUN)}" if self.rng.random() < 0.4 else "")
+            return self._zh_phrase(2, 8)
+        phrase = self._en_phrase(1, 4, capitalize=False)
+        return phrase if self.rng.random() < 0.5 else self.pick(["a ", "the ", "some "]) + phrase
 
     def image_question(self, lang: str) -> str:
         if not self._composed():
             return self.pair(IMAGE_QUESTIONS, lang)
         if lang == "zh":
-            noun = self.pick(_ZH_NOUN)
-            return self.pick([f"图里有{noun}吗？", f"{noun}在哪里？", f"有几个{noun}？"])
-        noun = self.pick(_EN_NOUN)
-        return self.pick([f"Is there a {noun} in it?", f"Where is the {noun}?", f"How many {noun}s are there?",
-                          f"What color is the {noun}?"])  # fmt: skip
+            return self._zh_phrase(3, 9) + "？"
+        return f"{self.pick(_QUESTION_HEADS)} {self._en_phrase(1, 4, capitalize=False)}?"
 
     def persona_line(self, lang: str) -> str:
         if not self._composed():
             return self.pair(PERSONA_LINES, lang)
         if lang == "zh":
-            return self.pick([f"你喜欢{self.pick(_ZH_NOUN)}吗？", f"你去过{self.place('zh')}吗？",
-                              f"给我讲讲{self.pick(_ZH_TIME)}的故事。"])  # fmt: skip
-        return self.pick([f"Do you like {self.pick(_EN_NOUN)}s?", f"Have you been to {self.place('en')}?",
-                          f"Tell me about the {self.pick(_EN_ADJ)} {self.pick(_EN_NOUN)}."])  # fmt: skip
+            return self._zh_phrase(3, 10) + self.pick(["？", "。", "！"])
+        head = self.pick([*_QUESTION_HEADS, "Tell me about", "Do you like", "I think"])
+        return f"{head} {self._en_phrase(1, 4, capitalize=False)}{self.pick(['?', '.', '!'])}"
 
     def number(self, top: int | None = None) -> str:
         if top is None and self.rng.random() < 0.08:
