@@ -638,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+        for loading_only in ("is_local", "local_files_only"):  # saved back otherwise
+            tokenizer.init_kwargs.pop(loading_only, None)
     else:
         corpus = [c.system_text for c in contexts] + [text for dialogues in rendered for text, _ in dialogues]
         tokenizer = train_tokenizer(corpus, args.vocab)

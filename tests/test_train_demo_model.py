@@ -65,7 +65,8 @@ def test_second_stage_continues_the_first(toy_runs, tmp_path):
 
     first, second_stage = toy_runs[0], tmp_path / "stage2"
     train_toy(second_stage, "--init-from", str(first), "--seed", "9", "--novel-values", "1", "--multi-call", "2")
-    assert (second_stage / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (second_stage / name).read_bytes() == (first / name).read_bytes(), name
     before, after = load_file(first / "model.safetensors"), load_file(second_stage / "model.safetensors")
     assert before.keys() == after.keys()
     assert any(not before[k].equal(after[k]) for k in before), "the second stage changed no weight"
