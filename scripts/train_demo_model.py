@@ -611,6 +611,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dtype of the saved weights (float16 halves the file; the CPU loads float32)",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.novel_values <= 1:
+        parser.error(f"--novel-values {args.novel_values} is not a share between 0 and 1")
+    if args.multi_call <= 0:
+        parser.error(f"--multi-call {args.multi_call} must be above 0")
     if args.hidden % args.head_dim:
         parser.error(f"--hidden {args.hidden} is not a multiple of --head-dim {args.head_dim}")
     return args
