@@ -425,9 +425,9 @@ class RequestGenerator:
         self.families = dict(self.FAMILIES)
         self.families["parallel"] *= multi_call
         self.families["combo"] *= multi_call
-        # the probabilities in servable(); the defaults are the ones the bundled model was trained with
-        # (at most 80% together: single calls stay in the mixture)
-        scale = multi_call * min(1.0, 0.8 / (0.45 * multi_call))
+        # the probabilities in servable() (0.2 and 0.25 by default), at most 80% together: single calls
+        # stay in the mixture
+        scale = min(multi_call, 0.8 / 0.45)
         self.parallel_share = 0.2 * scale
         self.combo_share = 0.25 * scale
 
@@ -485,17 +485,14 @@ class RequestGenerator:
         # no draw at all when novel == 0: the default stream of requests stays what it was
         return self.novel > 0 and self.rng.random() < self.novel
 
-    def _en_words(self, low: int, high: int) -> list[str]:
+    def _en_phrase(self, low: int, high: int, capitalize: bool) -> str:
         words = []
         for _ in range(self.rng.randint(low, high)):
             if self.rng.random() < 0.3:
-                words.append("".join(self.pick(_SYLLABLES) for _ in range(self.pick([2, 3]))))
+                word = "".join(self.pick(_SYLLABLES) for _ in range(self.pick([2, 3])))
             else:
-                words.append(self.pick(_EN_WORDS))
-        return words
-
-    def _en_phrase(self, low: int, high: int, capitalize: bool) -> str:
-        words = [w.capitalize() if capitalize else w for w in self._en_words(low, high)]
+                word = self.pick(_EN_WORDS)
+            words.append(word.capitalize() if capitalize else word)
         text = words[0]
         for word in words[1:]:
             text += self.pick(_EN_LINKS) + word

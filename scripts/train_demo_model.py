@@ -667,9 +667,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_from:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(args.init_from, dtype=torch.float32).to(args.device)
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
     else:
-        model = build_model(tokenizer, args).to(args.device)
+        model = build_model(tokenizer, args)
+    model = model.to(args.device)
     logger.info("model: %.2f M parameters", sum(p.numel() for p in model.parameters()) / 1e6)
 
     def checkpoint(step: int) -> None:  # for looking at a long run before it ends
