@@ -1001,7 +1001,7 @@ class RequestGenerator:
             args: dict[str, Any] = {"city": place}
             if days is not None:
                 args["days"] = days
-            if units:
+            if units and unit_phrase in user:  # only units the request states
                 args["units"] = units
             calls.append(ToolCall(name=api, arguments=args))
         thought = self.maybe_thought(

@@ -10,6 +10,10 @@
   --suite inkagent-tools --mode internlm2` measures; the same harness and scorer, run in-process).
 - calls: the first turn of held-out synthetic requests under the demo config's own prompt, scored on
   the decoded calls: the right tools with exactly the right arguments, or no call where none is due.
+- validation: held-out synthetic first turns under benchmark-style prompts (random tools of the benchmark's
+  train split, values from the generator's held-out partition and composed ones, many needing several
+  calls), scored on exact calls. It is for choosing between trained models without looking at the test
+  split; it is stricter than the benchmark (no alternative values accepted).
 - off-domain: requests the model was not trained on (a poem, history...) run through the agent; each
   must end cleanly, with an answer or a clear failure state, within the turn and token limits.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import re
 import sys
 import time
@@ -184,6 +189,60 @@ def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> 
     }
 
 
+def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
+    """Exact-call accuracy on held-out synthetic requests under benchmark-style prompts."""
+    from inkagent.bench.datasets import load_inkagent_tools
+    from inkagent.bench.prompts import build_request
+    from inkagent.protocols import Internlm2Protocol
+
+    functions = {f["name"]: f for r in load_inkagent_tools("train").records for f in r.question["function"]}
+    names = sorted(functions)
+    rng = random.Random(seed)
+    generator = RequestGenerator(seed + 2, split="eval", novel=0.5, multi_call=2.0)
+    protocol = Internlm2Protocol()
+    per_kind: dict[str, list[int]] = {}
+    failures = []
+    started = time.perf_counter()
+    while sum(n for _, n in per_kind.values()) < count:
+        offered = rng.sample(names, rng.choice([1, 2, 2, 3, 4]))
+        # as in training: mostly requests the offered tools serve, some that they cannot
+        request = generator.servable(set(offered)) if rng.random() < 0.8 else generator.sample()
+        if request is None:
+            continue
+        if request.calls and not request.needs <= set(offered):
+            request = generator.missing_tool(request, set(offered))
+        question = {
+            "question": [[{"role": "user", "content": request.user}]],
+            "function": [functions[name] for name in offered],
+        }
+        output = llm.chat(build_request("internlm2", "simple", question, language_hints=False).messages)
+        turn = protocol.parse(output)
+        got = (
+            None  # a malformed call
+            if turn.errors
+            else sorted(
+                json.dumps({c.name: c.arguments}, sort_keys=True, ensure_ascii=False) for c in turn.calls
+            )
+        )
+        want = sorted(
+            json.dumps({c.name: c.arguments}, sort_keys=True, ensure_ascii=False) for c in request.calls
+        )
+        kind = request.kind if len(request.calls) < 2 else "multi_call"
+        stats = per_kind.setdefault(kind, [0, 0])
+        stats[0] += got == want
+        stats[1] += 1
+        if got != want:
+            failures.append({"task": request.user, "tools": offered, "expected": want, "got": got})
+    total = sum(n for _, n in per_kind.values())
+    return {
+        "examples": total,
+        "accuracy": sum(k for k, _ in per_kind.values()) / total,
+        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
+        "seconds": round(time.perf_counter() - started, 1),
+        "failures": failures[:50],
+    }
+
+
 def eval_off_domain(agent: Any) -> dict[str, Any]:
     rows = []
     for task in OFF_DOMAIN:
@@ -231,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--calls", type=int, default=200, help="held-out requests under the demo prompt (0 to skip)"
     )
+    parser.add_argument(
+        "--validation",
+        type=int,
+        default=0,
+        help="held-out synthetic requests under benchmark-style prompts, for choosing a model (0 to skip)",
+    )
     parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=2)
@@ -254,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls:
         report["calls"] = eval_calls(llm, args.calls, args.seed)
         logger.info("call accuracy %.3f %s", report["calls"]["accuracy"], report["calls"]["per_kind"])
+    if args.validation:
+        report["validation"] = eval_validation(llm, args.validation, args.seed)
+        logger.info("validation %.3f %s", report["validation"]["accuracy"], report["validation"]["per_kind"])
     if args.arithmetic or args.off_domain:
         agent = build_demo_agent(Path(args.config), llm)
         try:
@@ -273,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
         "bench_aggregates": report.get("bench", {}).get("aggregates"),
         "demo_prompt_call_accuracy": report.get("calls", {}).get("accuracy"),
+        "validation_accuracy": report.get("validation", {}).get("accuracy"),
         "arithmetic_success": report.get("arithmetic", {}).get("success"),
         "off_domain_clean": report.get("off_domain", {}).get("ended_cleanly"),
     }

@@ -86,6 +86,23 @@ def test_composed_values_are_not_from_the_fixed_lists():
     assert composed.writer("en").calls[0].arguments["title"] not in known
 
 
+def test_weather_calls_ask_for_units_only_when_the_request_names_them():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import demo_dialogues as dialogues
+
+    generator = dialogues.RequestGenerator(3)
+    named = {"imperial": ("Fahrenheit", "华氏"), "metric": ("Celsius", "摄氏")}
+    with_units = 0
+    for _ in range(400):
+        request = generator.weather(generator.pick(["en", "zh"]))
+        for call in request.calls:
+            units = call.arguments.get("units")
+            with_units += units is not None
+            assert units is None or any(word in request.user for word in named[units]), request.user
+            assert units is not None or not any(w in request.user for ws in named.values() for w in ws)
+    assert with_units  # the requests that do name units still get them
+
+
 def test_training_prompt_is_the_one_the_demo_config_sends():
     spec = importlib.util.spec_from_file_location("train_demo_model", SCRIPT)
     train = importlib.util.module_from_spec(spec)
