@@ -1,12 +1,13 @@
 """Train inkagent's bundled demo model: a tiny Llama that speaks the InternLM2 tool protocol.
 
     python scripts/train_demo_model.py --out runs/demo-stage1
-    python scripts/train_demo_model.py --init-from runs/demo-stage1 --out inkagent/demo_model ...
+    python scripts/train_demo_model.py --init-from runs/demo-stage1 --out runs/demo-stage2 ...
+    python scripts/train_demo_model.py --init-from runs/demo-stage2 --out inkagent/demo_model ...
 
-(the second run's arguments: inkagent/demo_model/MODEL_CARD.md). Reproducible from `--seed` (same
+(the later runs' arguments: inkagent/demo_model/MODEL_CARD.md). Reproducible from `--seed` (same
 data, same tokenizer, same initial weights; CPU kernels are deterministic for a fixed thread count).
-The second run continues the first with its tokenizer and weights, on new data richer in requests that
-need several calls (`--multi-call`) and in values that can only be copied (`--novel-values`). The steps:
+A later run continues the one before with its tokenizer and weights, on new data richer in requests
+that need several calls (`--multi-call`) and in values that can only be copied (`--novel-values`). The steps:
 
 1. Synthetic dialogues (scripts/demo_dialogues.py) in English and Chinese, rendered into text with
    the exact system prompts inkagent's `Internlm2Protocol` produces for the demo config's tools
