@@ -139,6 +139,18 @@ def eval_bench(llm: Any, out_dir: Path, prompt_language: str = "en") -> dict[str
     return report
 
 
+def call_report(per_kind: dict[str, list[int]], failures: list[dict], started: float) -> dict[str, Any]:
+    """Accuracy overall and per kind of request, from [correct, total] counts."""
+    total = sum(n for _, n in per_kind.values())
+    return {
+        "examples": total,
+        "accuracy": sum(k for k, _ in per_kind.values()) / total,
+        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
+        "seconds": round(time.perf_counter() - started, 1),
+        "failures": failures[:50],
+    }
+
+
 def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> dict[str, Any]:
     """First-turn call accuracy on held-out requests, under the demo config's prompt."""
     from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, Weather
@@ -179,14 +191,7 @@ def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> 
                 )
     finally:
         interpreter_action.close()
-    total = sum(n for _, n in per_kind.values())
-    return {
-        "examples": total,
-        "accuracy": sum(k for k, _ in per_kind.values()) / total,
-        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
-        "seconds": round(time.perf_counter() - started, 1),
-        "failures": failures[:50],
-    }
+    return call_report(per_kind, failures, started)
 
 
 def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
@@ -233,14 +238,7 @@ def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
         stats[1] += 1
         if got != want:
             failures.append({"task": request.user, "tools": offered, "expected": want, "got": got})
-    total = sum(n for _, n in per_kind.values())
-    return {
-        "examples": total,
-        "accuracy": sum(k for k, _ in per_kind.values()) / total,
-        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
-        "seconds": round(time.perf_counter() - started, 1),
-        "failures": failures[:50],
-    }
+    return call_report(per_kind, failures, started)
 
 
 def eval_off_domain(agent: Any) -> dict[str, Any]:
