@@ -1,7 +1,9 @@
 """Measure the bundled demo model: task success, tool-call accuracy, and behaviour off its training.
 
-    python scripts/eval_demo_model.py                   # all three, the bundled model
+    python scripts/eval_demo_model.py                   # the bundled model: all but validation
     python scripts/eval_demo_model.py --model DIR --arithmetic 60 --calls 400 --out report.json
+    python scripts/eval_demo_model.py --model DIR --validation 300 --no-bench --calls 0 --arithmetic 0 \
+        --no-off-domain                                 # to compare trained models
 
 - arithmetic: held-out arithmetic tasks (a hash partition of expressions never used in training) run
   through the real agent of configs/demo.yaml with the real Jupyter interpreter; a task succeeds when
