@@ -1369,6 +1369,13 @@ class RequestGenerator:
             answer = f"抱歉，我只是一个小型演示模型，无法可靠地处理{skill}。我可以用 Python 计算、查询天气和搜索 arXiv 论文。"
         return Request("out_of_scope", lang, user, direct=answer)
 
+    def fit(self, request: Request, offered: set[str]) -> Request:
+        """The request as the offered tools allow: its calls when all their tools are offered, else a
+        "no such tool" answer."""
+        if request.calls and not request.needs <= offered:
+            return self.missing_tool(request, offered)
+        return request
+
     def missing_tool(self, request: Request, offered: set[str]) -> Request:
         """The same request where its tool is not offered: say so, call nothing."""
         need = next(c.name for c in request.calls if c.name not in offered)

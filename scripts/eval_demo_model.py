@@ -169,9 +169,7 @@ def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> 
     started = time.perf_counter()
     try:
         for _ in range(count):
-            request = generator.sample()
-            if request.calls and not request.needs <= set(DEMO_TOOLS):
-                request = generator.missing_tool(request, set(DEMO_TOOLS))
+            request = generator.fit(generator.sample(), set(DEMO_TOOLS))
             prompt = protocol.format([Message(role="user", content=request.user)], plugins, interpreter)
             output = llm.chat(prompt)
             parsed = protocol.parse(output)
@@ -196,6 +194,11 @@ def eval_calls(llm: Any, count: int, seed: int, language_prompt: str = "en") -> 
     return call_report(per_kind, failures, started)
 
 
+def call_keys(calls: list) -> list[str]:
+    """Calls as sorted text, to compare regardless of their order."""
+    return sorted(json.dumps({c.name: c.arguments}, sort_keys=True, ensure_ascii=False) for c in calls)
+
+
 def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
     """Exact-call accuracy on held-out synthetic requests under benchmark-style prompts."""
     from inkagent.bench.datasets import load_inkagent_tools
@@ -216,24 +219,15 @@ def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
         request = generator.servable(set(offered)) if rng.random() < 0.8 else generator.sample()
         if request is None:
             continue
-        if request.calls and not request.needs <= set(offered):
-            request = generator.missing_tool(request, set(offered))
+        request = generator.fit(request, set(offered))
         question = {
             "question": [[{"role": "user", "content": request.user}]],
             "function": [functions[name] for name in offered],
         }
         output = llm.chat(build_request("internlm2", "simple", question, language_hints=False).messages)
         turn = protocol.parse(output)
-        got = (
-            None  # a malformed call
-            if turn.errors
-            else sorted(
-                json.dumps({c.name: c.arguments}, sort_keys=True, ensure_ascii=False) for c in turn.calls
-            )
-        )
-        want = sorted(
-            json.dumps({c.name: c.arguments}, sort_keys=True, ensure_ascii=False) for c in request.calls
-        )
+        got = None if turn.errors else call_keys(turn.calls)  # None: a malformed call
+        want = call_keys(request.calls)
         kind = request.kind if len(request.calls) < 2 else "multi_call"
         stats = per_kind.setdefault(kind, [0, 0])
         stats[0] += got == want

@@ -177,13 +177,6 @@ def first_turn(request: Request) -> list[Message]:
     return [Message(role="user", content=request.user), Message(role="assistant", content=request.direct)]
 
 
-def fits(request: Request, offered: set[str], generator: RequestGenerator) -> Request:
-    """The request as the context allows: its calls when their tools are offered, else a "no such tool" answer."""
-    if request.calls and not request.needs <= offered:
-        return generator.missing_tool(request, offered)
-    return request
-
-
 def fill_demo(
     context: Context,
     count: int,
@@ -196,7 +189,7 @@ def fill_demo(
         request = generator.sample(lang="zh" if context.language == "zh" and rng.random() < 0.7 else None)
         if request.user in banned:
             continue
-        request = fits(request, context.offered, generator)
+        request = generator.fit(request, context.offered)
         failure = None
         if request.calls and request.needs & {WEATHER_NOW, WEATHER_FORECAST, ARXIV} and rng.random() < 0.15:
             failure = rng.choice(["network", "network", "network", "unknown", "timeout", "busy"])
@@ -214,7 +207,7 @@ def fill_bench(
         request = generator.servable(context.offered) if rng.random() < 0.75 else generator.sample()
         if request is None or request.user in banned:
             continue
-        context.dialogues.append(first_turn(fits(request, context.offered, generator)))
+        context.dialogues.append(first_turn(generator.fit(request, context.offered)))
 
 
 def render_context(llm: Any, context: Context) -> list[tuple[str, list[tuple[int, int]]]]:
