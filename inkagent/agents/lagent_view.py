@@ -81,16 +81,23 @@ class AgentReturnBuilder:
         steps: gives lagent's `inner_steps` of the run so far (from the agent's history); without it
             they are collected from the events.
         initial_steps: `inner_steps` until the first result (lagent starts with the input messages).
+        lagent_args: `(call, arguments) -> args` of the `ActionReturn` (each action shows its own; an
+            interpreter's arguments hold the code as the model wrote it). Default: lagent's
+            interpreter's `{"text": code}`, a plugin's arguments.
     """
 
     def __init__(
-        self, steps: Callable[[], list[dict]] | None = None, initial_steps: list[dict] | None = None
+        self,
+        steps: Callable[[], list[dict]] | None = None,
+        initial_steps: list[dict] | None = None,
+        lagent_args: Callable[[ToolCall, dict], dict] | None = None,
     ) -> None:
         from lagent.schema import AgentReturn, AgentStatusCode
 
         self.codes = AgentStatusCode
         self.value = AgentReturn(state=AgentStatusCode.SESSION_READY, inner_steps=list(initial_steps or []))
         self._steps = steps
+        self._lagent_args = lagent_args
         self._collected: list[dict] = []
         self.language = ""
         self.call: _CallView | None = None  # the call being written, or the last one of this turn
@@ -105,11 +112,11 @@ class AgentReturnBuilder:
             yield from self._flush()
             self.language, self.call = "", None
         elif isinstance(event, TextDelta):
-            self.language += event.text
             if self.call is not None:  # after a call: only real language starts streaming again
                 if not event.text.strip():
                     return
                 self.call = None
+            self.language += event.text
             ret.state, ret.response = codes.STREAM_ING, self.language
             yield
         elif isinstance(event, ToolCallDelta):
@@ -135,10 +142,14 @@ class AgentReturnBuilder:
         elif isinstance(event, ToolResult):
             yield from self._flush()
             call, view = event.call, self._views.get(event.call.id)
-            args = {"text": view.code(call) if view else str(call.arguments.get("command", ""))}
-            action = event.result.to_lagent(
-                thought=self.language, args=args if call.kind == "interpreter" else None
-            )
+            arguments = call.arguments
+            if call.kind == "interpreter":
+                arguments = {"command": view.code(call) if view else str(call.arguments.get("command", ""))}
+            if self._lagent_args is not None:
+                args = self._lagent_args(call, arguments)
+            else:
+                args = {"text": arguments["command"]} if call.kind == "interpreter" else arguments
+            action = event.result.to_lagent(thought=self.language, args=args)
             ret.actions.append(action)
             self._collect({"role": "environment", "content": event.result.text(), "name": call.kind})
             ret.state = codes.PLUGIN_RETURN if call.kind == "plugin" else codes.CODE_RETURN

@@ -139,6 +139,13 @@ class LagentAgentAPI:
             raise TypeError(f"batch_chat takes a list of conversations, not {type(batch_messages).__name__}")
         return [self.chat(_lagent_messages(message), **gen_params) for message in batch_messages]
 
+    def _lagent_args(self, call: Any, arguments: dict) -> dict:
+        """The `args` the called action's lagent `ActionReturn` shows (lagent's interpreter: `{"text": code}`)."""
+        executor = self.interpreter_executor if call.kind == "interpreter" else self.plugin_executor
+        bound = executor.resolve(call) if executor is not None else None
+        lagent_args = getattr(getattr(bound, "owner", None), "lagent_args", None)
+        return lagent_args(arguments) if callable(lagent_args) else arguments
+
     def _lagent_run(self, message: Any, gen_params: dict[str, Any]) -> tuple[Iterator, Any]:
         from ..agents.lagent_view import AgentReturnBuilder
         from .steps import steps_from_messages
@@ -146,7 +153,9 @@ class LagentAgentAPI:
         history, new = self._conversation(message)  # type: ignore[attr-defined]
         offset = len(history) + len(new)
         builder = AgentReturnBuilder(
-            steps=lambda: steps_from_messages(history[offset:]), initial_steps=_lagent_messages(message)
+            steps=lambda: steps_from_messages(history[offset:]),
+            initial_steps=_lagent_messages(message),
+            lagent_args=self._lagent_args,
         )
         events = self._stream(history, new, {**self.gen_params, **gen_params})  # type: ignore[attr-defined]
         return events, builder
