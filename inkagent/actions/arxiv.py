@@ -61,6 +61,8 @@ class ArxivSearch(Action):
     """Search arXiv.org for scientific papers. Useful for questions about physics, mathematics, computer
     science, quantitative biology, quantitative finance, statistics, electrical engineering and economics."""
 
+    top_k_results: int = 3
+
     def __init__(
         self,
         top_k_results: int = 3,
