@@ -57,6 +57,8 @@ __all__ = ["INTERPRETER_CN", "META_CN", "PLUGIN_CN", "Internlm2Agent", "Internlm
 
 logger = logging.getLogger(__name__)
 
+_STREAMED = (TextDelta, ToolCallDelta)  # not traced: the turn's ModelOutput holds the whole text
+
 
 class Internlm2Agent(LagentAgentAPI):
     """An agent speaking the InternLM2 protocol (lagent's constructor arguments, plus `trace`).
@@ -145,7 +147,7 @@ class Internlm2Agent(LagentAgentAPI):
         finished = False
         try:
             for event in self._run(history, new, gen_params):
-                if self.trace is not None and not isinstance(event, TextDelta | ToolCallDelta):
+                if self.trace is not None and not isinstance(event, _STREAMED):
                     self.trace.write(event)  # deltas are in the turn's ModelOutput
                 yield event
             finished = True

@@ -38,8 +38,6 @@ def messages_from_steps(steps: Iterable[Message | dict]) -> list[Message]:
         ValueError: a step that is not a dict, or whose role is not one of `LAGENT_ROLES` (the message
             names its position).
     """
-    from ..protocols.internlm2_parser import decode_interpreter_call
-
     messages: list[Message] = []
     for index, step in enumerate(steps):
         if isinstance(step, Message):
@@ -67,6 +65,8 @@ def messages_from_steps(steps: Iterable[Message | dict]) -> list[Message]:
                     except (json.JSONDecodeError, AttributeError):
                         raise ValueError(f"message {index}: a plugin call must be a dict or its JSON text") from None
             if kind == "interpreter":
+                from ..protocols.internlm2_parser import decode_interpreter_call  # (a cycle at import time)
+
                 decoded = decode_interpreter_call(str(arguments.get("command", "")), name or "IPythonInterpreter")
                 if isinstance(decoded, ToolCall):  # lagent keeps the ``` fence; inkagent keeps the code
                     arguments = decoded.arguments
