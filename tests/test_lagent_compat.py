@@ -548,3 +548,20 @@ def test_a_plain_stream_run_does_not_import_lagent():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_hftransformer_takes_lagents_keywords_with_their_meaning(tiny_model_dir):
+    from lagent.llms.base_llm import LMTemplateParser
+
+    from inkagent.llms import HFTransformer
+    from inkagent.llms.meta_template import INTERNLM2_META as META
+
+    llm = HFTransformer(path=str(tiny_model_dir), tokenizer_path=str(tiny_model_dir), tokenizer_kwargs={},
+                        tokenizer_only=True, model_kwargs={"device_map": None}, meta_template=META,
+                        stop_words_id=None, template_parser=LMTemplateParser, max_new_tokens=16, top_p=0.5,
+                        top_k=None, temperature=0.1, repetition_penalty=1.1, stop_words=["<|im_end|>"])
+    assert llm.gen_params == {**llm.gen_params, "max_new_tokens": 16, "top_p": 0.5, "top_k": None,
+                              "temperature": 0.1, "repetition_penalty": 1.1, "stop_words": ["<|im_end|>"]}
+    assert isinstance(llm.template_parser, LMTemplateParser) and llm.tokenizer_only and llm.path == str(tiny_model_dir)
+    assert llm.update_gen_params(top_p=0.9)["top_p"] == 0.9 and llm.gen_params["top_p"] == 0.5
+    assert llm.render([{"role": "user", "content": "hi"}]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
