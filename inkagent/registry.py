@@ -38,6 +38,7 @@ BUILTIN_LLMS = {
     "ScriptedLLM": "inkagent.llms.scripted:ScriptedLLM",
     "HFTransformer": "inkagent.llms.hf:HFTransformer",
     "OpenAICompatible": "inkagent.llms.openai_compat:OpenAICompatible",
+    "LMDeployClient": "inkagent.llms.lmdeploy_wrapper:LMDeployClient",
     "VisionLanguageModel": "inkagent.llms.vlm:VisionLanguageModel",
 }
 BUILTIN_AGENTS = {

@@ -61,7 +61,8 @@ def test_stream_emits_language_before_the_call_finishes_and_the_call_at_action_e
     assert [type(i).__name__ for i in items] == ["TextPiece"]
     assert items[0].text == "Let me look that up."  # the partial marker is held back, not streamed
     items = parser.feed('on_start|><|plugin|>\n{"name": "a", "parameters": {}}')
-    assert [type(i).__name__ for i in items] == ["CallStarted"]
+    assert [type(i).__name__ for i in items] == ["CallStarted", "CallText"]  # the call streams as written
+    assert items[1].kind == "plugin" and items[1].text == '\n{"name": "a", "parameters": {}}'
     items = parser.feed("<|action_end|>")
     assert [type(i).__name__ for i in items] == ["CallParsed"]
 

@@ -27,10 +27,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lagent.llms.meta_template import INTERNLM2_META
-
 from ..errors import LLMError, MissingDependency
 from .base import LLM, GenerationStats, Prompt, resolve_meta_template
+from .meta_template import INTERNLM2_META
 from .stopping import cut_at_stop, normalize_stop_words
 
 if TYPE_CHECKING:

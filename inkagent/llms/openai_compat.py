@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from lagent.llms.meta_template import INTERNLM2_META
 
 from ..errors import ConfigError, LLMError
 from .base import LLM, GenerationStats, Prompt
+from .meta_template import INTERNLM2_META
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
 logger = logging.getLogger(__name__)

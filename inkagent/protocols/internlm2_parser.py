@@ -7,8 +7,8 @@ The output is language, optionally followed by tool calls:
 
 The parser is a small state machine over special-token markers, fed chunk by chunk while the model
 streams. Language streams out as it arrives (a tail that could be the start of a marker is held back);
-a call is announced when its `<|action_start|><|name|>` arrives and returned at `<|action_end|>` or the
-end of the output. It never raises: anything malformed becomes an error entry with the reason.
+a call is announced when its `<|action_start|><|name|>` arrives, its text streams as it is written, and
+it is returned at `<|action_end|>` or the end of the output. It never raises: anything malformed becomes an error entry with the reason.
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ class CallStarted:
 
 
 @dataclass(frozen=True)
+class CallText:
+    """A piece of the call being written: raw text after `<|plugin|>` / `<|interpreter|>`."""
+
+    kind: CallKind
+    text: str
+
+
+@dataclass(frozen=True)
 class CallParsed:
     call: ToolCall
 
@@ -71,7 +79,7 @@ class CallInvalid:
     raw: str
 
 
-StreamItem = TextPiece | CallStarted | CallParsed | CallInvalid
+StreamItem = TextPiece | CallStarted | CallText | CallParsed | CallInvalid
 
 
 def normalize_special_tokens(text: str) -> str:
@@ -197,6 +205,8 @@ class Internlm2StreamParser:
                 self._kind, self._body, self._state = "unknown", [text], "action_body"
         elif self._state == "action_body":
             self._body.append(text)
+            if self._kind != "unknown":
+                items.append(CallText(self._kind, text))  # type: ignore[arg-type]
 
     def _on_marker(self, marker: str, items: list[StreamItem]) -> None:
         state = self._state
@@ -217,6 +227,8 @@ class Internlm2StreamParser:
                 items.append(CallStarted(self._kind))  # type: ignore[arg-type]
             elif state == "action_body":
                 self._body.append(marker)
+                if self._kind != "unknown":
+                    items.append(CallText(self._kind, marker))  # type: ignore[arg-type]
             # a bare <|plugin|> in language is dropped: it is not a call without <|action_start|>
         elif marker == ACTION_END:
             if state == "action_body":
