@@ -55,6 +55,10 @@ RENAMES = {
 _LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)")
 #: Buffers some old `.bin` checkpoints carry; Llama recomputes them.
 _DROPPED = re.compile(r".*\.rotary_emb\.inv_freq$")
+_UNEXPECTED = (
+    "unexpected weight {name!r} in an InternLM2 checkpoint: inkagent loads InternLM2 language models; "
+    "XComposer2 and other multimodal variants run behind a server (LMDeploy), see the README"
+)
 
 #: Weight files, in the order transformers prefers them.
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -173,7 +177,7 @@ def llama_tensors(tensors: Iterable[tuple[str, Any]], config: dict) -> Iterator[
             continue
         layer = _LAYER.fullmatch(name)
         if layer is None:
-            raise LLMError(f"unexpected weight {name!r} in an InternLM2 checkpoint")
+            raise LLMError(_UNEXPECTED.format(name=name))
         index, rest = layer.groups()
         prefix = f"model.layers.{index}."
         if rest in ("attention.wqkv.weight", "attention.wqkv.bias"):
@@ -185,7 +189,7 @@ def llama_tensors(tensors: Iterable[tuple[str, Any]], config: dict) -> Iterator[
         elif rest in RENAMES:
             yield prefix + RENAMES[rest], tensor
         else:
-            raise LLMError(f"unexpected weight {name!r} in an InternLM2 checkpoint")
+            raise LLMError(_UNEXPECTED.format(name=name))
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -269,6 +273,7 @@ def load_llama_model(
     dtype: Any = "auto",
     device_map: Any = None,
     local_files_only: bool = False,
+    **from_pretrained_kwargs: Any,
 ) -> Any:
     """`LlamaForCausalLM` holding an InternLM2 checkpoint's weights (nothing written to disk).
 
@@ -277,6 +282,7 @@ def load_llama_model(
         config: its `config.json` (see `read_config`).
         dtype: a torch dtype, or "auto" for the checkpoint's own (`torch_dtype` / `dtype` field).
         device_map: passed to `from_pretrained` ("auto", "cuda:0", a dict...); None keeps the CPU.
+        from_pretrained_kwargs: more `LlamaForCausalLM.from_pretrained` arguments (attn_implementation...).
     Raises `LLMError` when the weights are missing or do not fit the config.
     """
     import torch
@@ -293,7 +299,7 @@ def load_llama_model(
     if llama.tie_word_embeddings:
         state.pop("lm_head.weight", None)
     dtype_key = "torch_dtype" if _old_transformers() else "dtype"
-    kwargs: dict[str, Any] = {dtype_key: dtype}
+    kwargs: dict[str, Any] = {**from_pretrained_kwargs, dtype_key: dtype}
     if device_map is not None:
         kwargs["device_map"] = device_map
     with torch.device("meta"):  # no memory, no initialisation: only the names
