@@ -16,9 +16,9 @@ from conftest import run_cli
 from tiny_internlm2 import (
     build_sentencepiece_model,
     build_tiny_internlm2,
+    read_hub_tensors,
     reference_greedy,
     reference_logits,
-    read_hub_tensors,
     tiny_internlm2_dir,  # noqa: F401  (fixture)
 )
 from tiny_model import INTERNLM2_SPECIAL_TOKENS
