@@ -345,3 +345,35 @@ def test_convert_refuses_a_checkpoint_that_is_not_internlm2(tiny_model_dir, tmp_
     result = run_cli("convert-internlm2", str(tiny_model_dir), str(tmp_path / "out"))
     assert result.returncode == 2
     assert re.search(r"not an InternLM2 checkpoint .*llama", result.stderr)
+
+
+# -- ready configs --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "hub_id"),
+    [
+        ("internlm2_5-7b-chat-hf.yaml", "internlm/internlm2_5-7b-chat"),
+        ("internlm2-chat-1_8b-hf.yaml", "internlm/internlm2-chat-1_8b"),
+    ],
+)
+def test_ready_configs_need_no_remote_code_and_load_the_hub_layout(name, hub_id, tiny_internlm2_dir):  # noqa: F811
+    """The config's own keys on the real HFTransformer; only the weights (tiny, same layout) and device differ."""
+    from conftest import ROOT
+
+    from inkagent.runners.config import build_agent, load_config
+    from inkagent.schema import FinalAnswer
+
+    config = load_config(ROOT / "configs" / name)
+    assert config.llm.kwargs["path"] == hub_id
+    assert "trust_remote_code" not in config.llm.kwargs and "use_hub_code" not in config.llm.kwargs
+    llm_section = config.llm.model_copy(update={"path": str(tiny_internlm2_dir), "device": "cpu"})
+    config = config.model_copy(update={"llm": llm_section, "actions": [], "interpreter": None})
+    agent = build_agent(config)
+    try:
+        assert type(agent.llm.model).__name__ == "LlamaForCausalLM"
+        assert str(agent.llm.model.dtype) == "torch.bfloat16"
+        events = list(agent.stream("hello", max_new_tokens=6))
+        assert isinstance(events[-1], FinalAnswer)
+    finally:
+        agent.close()
