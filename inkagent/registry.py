@@ -39,6 +39,7 @@ BUILTIN_LLMS = {
     "HFTransformer": "inkagent.llms.hf:HFTransformer",
     "OpenAICompatible": "inkagent.llms.openai_compat:OpenAICompatible",
     "VisionLanguageModel": "inkagent.llms.vlm:VisionLanguageModel",
+    "OpenAICompatibleVision": "inkagent.llms.vision_server:OpenAICompatibleVision",
 }
 BUILTIN_AGENTS = {
     "Internlm2Agent": "inkagent.agents.internlm2_agent:Internlm2Agent",

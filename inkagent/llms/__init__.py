@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from .hf import HFTransformer  # noqa: F401
     from .openai_compat import OpenAICompatible  # noqa: F401
     from .scripted import ScriptedLLM  # noqa: F401
+    from .vision_server import OpenAICompatibleVision  # noqa: F401
     from .vlm import VisionLanguageModel  # noqa: F401
 
 _EXPORTS = {
@@ -22,6 +23,7 @@ _EXPORTS = {
     "HFTransformer": ".hf",
     "OpenAICompatible": ".openai_compat",
     "VisionLanguageModel": ".vlm",
+    "OpenAICompatibleVision": ".vision_server",
 }
 
 __all__ = list(_EXPORTS)
