@@ -205,11 +205,9 @@ def fetch(source: str, filename: str, *, local_files_only: bool = False) -> Path
 
     try:
         return Path(hf_hub_download(source, filename, local_files_only=local_files_only))
-    except EntryNotFoundError:
+    except EntryNotFoundError:  # not in the repo (offline: not in the cache either)
         return None
-    except Exception as exc:  # offline cache misses, network and HTTP errors: one kind for the caller
-        if "not found" in str(exc).lower() and "entry" in str(exc).lower():
-            return None
+    except Exception as exc:  # no such repo, gated, network and HTTP errors: one kind for the caller
         raise OSError(f"cannot fetch {filename} of {source!r}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -244,7 +242,8 @@ def weight_files(source: str, *, local_files_only: bool = False) -> list[Path]:
         path = fetch(source, name, local_files_only=local_files_only)
         if path is not None:
             return [path]
-    raise LLMError(f"{source} has no weights ({', '.join(WEIGHT_FILES)} or a sharded index)")
+    where = "" if os.path.isdir(source) else " (is it fully downloaded?)"
+    raise LLMError(f"{source} has no weights ({', '.join(WEIGHT_FILES)} or a sharded index){where}")
 
 
 def read_tensors(files: Iterable[Path]) -> Iterator[tuple[str, Any]]:
