@@ -239,3 +239,27 @@ def test_inkagent_write_with_xcomposer2_behind_a_server(server, gallery_dir, tin
     markdown = (out / "article.md").read_text(encoding="utf-8")
     assert "第三段：意境。" in markdown and markdown.count("![") == 2
     assert sum(1 for r in server.requests if r["body"].get("logprobs")) == 2  # one choice per image
+
+
+def test_image_caption_action_takes_the_server_from_a_config(server, tmp_path):
+    from inkagent.runners.config import build_agent, load_config
+    from inkagent.runners.run import close_agent, run_task
+
+    call = json.dumps({"name": "ImageCaption", "parameters": {"image": SUN}})
+    config = tmp_path / "caption.yaml"
+    config.write_text(json.dumps({
+        "llm": {"type": "ScriptedLLM", "responses": [
+            f"<|action_start|><|plugin|>\n{call}<|action_end|>\n<|im_end|>", "It shows a sunset.<|im_end|>",
+        ]},
+        "agent": {"type": "Internlm2Agent", "max_turn": 3},
+        "actions": [{"type": "ImageCaption", "llm": {"type": "OpenAICompatibleVision", "base_url": server.url,
+                                                     "model": "xcomposer2"}}],
+    }))
+    agent = build_agent(load_config(config))
+    try:
+        outcome = run_task(agent, "Describe the image.")
+    finally:
+        close_agent(agent)
+    assert outcome["state"] == "answered"
+    assert "A red sun over the sea." in agent.llm.prompts[1]  # the caption went back to the model
+    assert len(image_urls(server.requests[-1]["body"]["messages"][0])) == 1
