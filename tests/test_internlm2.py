@@ -85,7 +85,7 @@ def logits_of(model, ids: list[int]) -> torch.Tensor:
 )
 def test_wqkv_slots_land_in_q_k_v_per_kv_group(heads, kv_heads, q_rows, k_rows, v_rows):
     head_dim, hidden = 3, 5
-    slots = (heads + 2 * kv_heads)
+    slots = heads + 2 * kv_heads
     # Slot s (a head_dim block of rows) holds the value 1000*s + 10*row-in-block + column: all distinct.
     packed = torch.tensor(
         [[1000 * s + 10 * r + c for c in range(hidden)] for s in range(slots) for r in range(head_dim)],
@@ -118,7 +118,9 @@ def test_weight_names_map_to_llama_and_unknown_names_are_refused(hub):
     assert names["model.layers.1.mlp.down_proj.weight"] is tensors["model.layers.1.feed_forward.w2.weight"]
     assert names["model.layers.0.self_attn.o_proj.weight"] is tensors["model.layers.0.attention.wo.weight"]
     assert names["model.layers.0.input_layernorm.weight"] is tensors["model.layers.0.attention_norm.weight"]
-    assert names["model.layers.0.post_attention_layernorm.weight"] is tensors["model.layers.0.ffn_norm.weight"]
+    assert (
+        names["model.layers.0.post_attention_layernorm.weight"] is tensors["model.layers.0.ffn_norm.weight"]
+    )
     with pytest.raises(LLMError, match="Plora_A.*XComposer2"):
         list(llama_tensors([("model.layers.0.attention.wqkv.Plora_A.weight", torch.zeros(1))], config))
 
@@ -126,12 +128,25 @@ def test_weight_names_map_to_llama_and_unknown_names_are_refused(hub):
 def test_config_of_internlm2_5_7b_chat_maps_to_llama():
     # config.json of internlm/internlm2_5-7b-chat (sizes and settings as published).
     config = {
-        "model_type": "internlm2", "architectures": ["InternLM2ForCausalLM"], "bias": False,
-        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2, "hidden_act": "silu", "hidden_size": 4096,
-        "intermediate_size": 14336, "max_position_embeddings": 32768, "num_attention_heads": 32,
-        "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
-        "rope_scaling": {"type": "dynamic", "factor": 2.0}, "rope_theta": 1000000,
-        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 92544,
+        "model_type": "internlm2",
+        "architectures": ["InternLM2ForCausalLM"],
+        "bias": False,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 2,
+        "hidden_act": "silu",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "max_position_embeddings": 32768,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": {"type": "dynamic", "factor": 2.0},
+        "rope_theta": 1000000,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "vocab_size": 92544,
     }
     kwargs = llama_config_kwargs(config)
     assert kwargs["rope_scaling"] == {"rope_type": "dynamic", "factor": 2.0}
@@ -234,7 +249,9 @@ def test_tokenizer_ids_equal_sentencepiece_and_decode_round_trips(llm, tiny_inte
     for special in INTERNLM2_SPECIAL_TOKENS:
         assert tok.encode(special, add_special_tokens=False) == [sp.piece_to_id(special)]
     assert tok.decode(tok.encode("a</s>b", add_special_tokens=False)) == "a</s>b"
-    assert tok.encode("a</s>b", add_special_tokens=False)[1] == 2  # EOS text is the EOS id, as in the hub tokenizer
+    assert (
+        tok.encode("a</s>b", add_special_tokens=False)[1] == 2
+    )  # EOS text is the EOS id, as in the hub tokenizer
 
 
 def test_tokenizer_self_check_refuses_a_tokenizer_that_differs(tmp_path, tiny_internlm2_dir):  # noqa: F811
@@ -243,7 +260,10 @@ def test_tokenizer_self_check_refuses_a_tokenizer_that_differs(tmp_path, tiny_in
     wrong = InternLM2Tokenizer(str(other))
     with pytest.raises(LLMError, match="does not tokenize like"):
         check_tokenizer(wrong, tiny_internlm2_dir / "tokenizer.model")
-    check_tokenizer(InternLM2Tokenizer(str(tiny_internlm2_dir / "tokenizer.model")), tiny_internlm2_dir / "tokenizer.model")
+    check_tokenizer(
+        InternLM2Tokenizer(str(tiny_internlm2_dir / "tokenizer.model")),
+        tiny_internlm2_dir / "tokenizer.model",
+    )
 
 
 def test_protocol_stop_word_is_one_id_and_ends_generation(llm):
@@ -308,7 +328,9 @@ def test_agent_runs_on_the_checkpoint_to_a_clean_end(llm, tmp_path):
         """
         return f"nothing found for {query}"
 
-    agent = Internlm2Agent(llm, plugin_executor=ActionExecutor([lookup]), max_turn=2, trace=tmp_path / "t.jsonl")
+    agent = Internlm2Agent(
+        llm, plugin_executor=ActionExecutor([lookup]), max_turn=2, trace=tmp_path / "t.jsonl"
+    )
     for task in ["What is 17 * 23?", "上海今天天气怎么样？"]:
         events = list(agent.stream(task, max_new_tokens=16))
         assert isinstance(events[-1], FinalAnswer)

@@ -43,7 +43,10 @@ class _ChatServer(http.server.BaseHTTPRequestHandler):
             first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(first)}\n\n".encode())
             for piece in pieces:
-                chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                chunk = {
+                    **head,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
                 self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
             last = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
@@ -52,7 +55,9 @@ class _ChatServer(http.server.BaseHTTPRequestHandler):
         if logprobs is not None:
             choice["logprobs"] = logprobs
         usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
-        data = json.dumps({"id": "c1", "object": "chat.completion", "choices": [choice], "usage": usage}).encode()
+        data = json.dumps(
+            {"id": "c1", "object": "chat.completion", "choices": [choice], "usage": usage}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -77,9 +82,19 @@ def server():
 
 def letter_logprobs(scores: dict[str, float], chosen: str) -> dict:
     """`logprobs` of a one-token answer `chosen`, with `scores` as its alternatives (OpenAI's shape)."""
-    alternatives = [{"token": token, "logprob": lp, "bytes": list(token.encode())} for token, lp in scores.items()]
-    return {"content": [{"token": chosen, "logprob": scores[chosen], "bytes": list(chosen.encode()),
-                         "top_logprobs": alternatives}]}
+    alternatives = [
+        {"token": token, "logprob": lp, "bytes": list(token.encode())} for token, lp in scores.items()
+    ]
+    return {
+        "content": [
+            {
+                "token": chosen,
+                "logprob": scores[chosen],
+                "bytes": list(chosen.encode()),
+                "top_logprobs": alternatives,
+            }
+        ]
+    }
 
 
 def image_urls(message: dict) -> list[str]:
@@ -94,9 +109,16 @@ def decoded(url: str) -> bytes:
 
 def test_images_travel_as_data_urls_in_order_and_the_answer_streams(server):
     vlm = OpenAICompatibleVision(model="xcomposer2", base_url=server.url)
-    messages = [{"role": "user", "content": [
-        {"type": "image", "image": SUN}, {"type": "image", "image": SEA}, {"type": "text", "text": "Compare them."},
-    ]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": SUN},
+                {"type": "image", "image": SEA},
+                {"type": "text", "text": "Compare them."},
+            ],
+        }
+    ]
 
     deltas = list(vlm.stream_text(messages))
 
@@ -137,7 +159,9 @@ def test_letter_choice_is_read_from_logprobs(server):
     scores = {"▁C": -0.2, "A": -1.9, " D": -3.0, "hello": -0.1}
     server.respond = lambda body: ("C", letter_logprobs(scores, "▁C"))
     vlm = OpenAICompatibleVision(model="m", base_url=server.url)  # prefill on (vLLM)
-    messages = [{"role": "user", "content": [{"type": "text", "text": "Which?"}, {"type": "image", "image": SUN}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "Which?"}, {"type": "image", "image": SUN}]}
+    ]
 
     choice = vlm.choose_letter(messages, list("ABCD"), primer="最合适的图是")
 
@@ -164,8 +188,9 @@ def test_letter_choice_is_parsed_when_the_server_gives_no_logprobs(server):
 
 def test_writer_chooses_among_candidates_through_the_server(server):
     server.respond = lambda body: ("B", letter_logprobs({"B": -0.1, "A": -2.5}, "B"))
-    writer = IllustratedWriter(ScriptedLLM([]), vlm={"type": "OpenAICompatibleVision", "model": "m",
-                                                     "base_url": server.url})
+    writer = IllustratedWriter(
+        ScriptedLLM([]), vlm={"type": "OpenAICompatibleVision", "model": "m", "base_url": server.url}
+    )
     assert isinstance(writer.vlm, OpenAICompatibleVision)
     paths = sorted(str(p) for p in IMAGES.glob("*.png"))[:3]
     candidates = [Hit(path, 0.5 - i / 10) for i, path in enumerate(paths)]
@@ -228,13 +253,29 @@ def test_inkagent_write_with_xcomposer2_behind_a_server(server, gallery_dir, tin
 
     server.respond = respond
     config = tmp_path / "writer.yaml"
-    config.write_text(json.dumps({
-        "llm": {"type": "OpenAICompatibleVision", "base_url": server.url, "model": "xcomposer2"},
-        "agent": {"type": "IllustratedWriter", "clip_model": str(tiny_clip_dir), "language": "zh"},
-    }, ensure_ascii=False), encoding="utf-8")
+    config.write_text(
+        json.dumps(
+            {
+                "llm": {"type": "OpenAICompatibleVision", "base_url": server.url, "model": "xcomposer2"},
+                "agent": {"type": "IllustratedWriter", "clip_model": str(tiny_clip_dir), "language": "zh"},
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     out = tmp_path / "article"
-    done = run_cli("write", "水墨画", "--config", str(config), "--out", str(out), "--gallery", str(gallery_dir),
-                   "--images", "2")
+    done = run_cli(
+        "write",
+        "水墨画",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--gallery",
+        str(gallery_dir),
+        "--images",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     markdown = (out / "article.md").read_text(encoding="utf-8")
     assert "第三段：意境。" in markdown and markdown.count("![") == 2
@@ -247,14 +288,30 @@ def test_image_caption_action_takes_the_server_from_a_config(server, tmp_path):
 
     call = json.dumps({"name": "ImageCaption", "parameters": {"image": SUN}})
     config = tmp_path / "caption.yaml"
-    config.write_text(json.dumps({
-        "llm": {"type": "ScriptedLLM", "responses": [
-            f"<|action_start|><|plugin|>\n{call}<|action_end|>\n<|im_end|>", "It shows a sunset.<|im_end|>",
-        ]},
-        "agent": {"type": "Internlm2Agent", "max_turn": 3},
-        "actions": [{"type": "ImageCaption", "llm": {"type": "OpenAICompatibleVision", "base_url": server.url,
-                                                     "model": "xcomposer2"}}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "llm": {
+                    "type": "ScriptedLLM",
+                    "responses": [
+                        f"<|action_start|><|plugin|>\n{call}<|action_end|>\n<|im_end|>",
+                        "It shows a sunset.<|im_end|>",
+                    ],
+                },
+                "agent": {"type": "Internlm2Agent", "max_turn": 3},
+                "actions": [
+                    {
+                        "type": "ImageCaption",
+                        "llm": {
+                            "type": "OpenAICompatibleVision",
+                            "base_url": server.url,
+                            "model": "xcomposer2",
+                        },
+                    }
+                ],
+            }
+        )
+    )
     agent = build_agent(load_config(config))
     try:
         outcome = run_task(agent, "Describe the image.")

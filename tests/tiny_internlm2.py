@@ -166,23 +166,36 @@ def build_tiny_internlm2(
     else:
         names = list(tensors)
         half = len(names) // 2
-        shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+        shards = {
+            "model-00001-of-00002.safetensors": names[:half],
+            "model-00002-of-00002.safetensors": names[half:],
+        }
         weight_map = {}
         for shard, shard_names in shards.items():
             save_file({n: tensors[n].contiguous() for n in shard_names}, str(directory / shard))
             weight_map.update(dict.fromkeys(shard_names, shard))
-        index = {"metadata": {"total_size": sum(t.numel() * 4 for t in tensors.values())}, "weight_map": weight_map}
+        index = {
+            "metadata": {"total_size": sum(t.numel() * 4 for t in tensors.values())},
+            "weight_map": weight_map,
+        }
         (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     added = {
         str(sp.piece_to_id(token)): {
-            "content": token, "lstrip": False, "normalized": False, "rstrip": False,
-            "single_word": False, "special": True,
+            "content": token,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
         }
         for token in INTERNLM2_SPECIAL_TOKENS
     }
     tokenizer_config = {
         "auto_map": {
-            "AutoTokenizer": ["tokenization_internlm2.InternLM2Tokenizer", "tokenization_internlm2_fast.InternLM2TokenizerFast"]
+            "AutoTokenizer": [
+                "tokenization_internlm2.InternLM2Tokenizer",
+                "tokenization_internlm2_fast.InternLM2TokenizerFast",
+            ]
         },
         "added_tokens_decoder": added,
         "additional_special_tokens": list(INTERNLM2_SPECIAL_TOKENS),
@@ -196,10 +209,19 @@ def build_tiny_internlm2(
         "tokenizer_class": "InternLM2Tokenizer",
         "chat_template": CHAT_TEMPLATE,
     }
-    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False))
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2, ensure_ascii=False)
+    )
     (directory / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>",
-                    "additional_special_tokens": list(INTERNLM2_SPECIAL_TOKENS)})
+        json.dumps(
+            {
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "pad_token": "</s>",
+                "unk_token": "<unk>",
+                "additional_special_tokens": list(INTERNLM2_SPECIAL_TOKENS),
+            }
+        )
     )
     (directory / "modeling_internlm2.py").write_text(_MODELING_STUB)
     (directory / "configuration_internlm2.py").write_text(_CONFIGURATION_STUB)
@@ -274,9 +296,11 @@ def reference_logits(tensors: dict, config: dict, input_ids: list[int]):
         x = x + attn
         h = rms(x, t[p + "ffn_norm.weight"])
         gate = h @ t[p + "feed_forward.w1.weight"].T
-        x = x + (torch.nn.functional.silu(gate) * (h @ t[p + "feed_forward.w3.weight"].T)) @ t[
-            p + "feed_forward.w2.weight"
-        ].T
+        x = (
+            x
+            + (torch.nn.functional.silu(gate) * (h @ t[p + "feed_forward.w3.weight"].T))
+            @ t[p + "feed_forward.w2.weight"].T
+        )
     return rms(x, t["model.norm.weight"]) @ t["output.weight"].T
 
 

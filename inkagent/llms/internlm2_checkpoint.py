@@ -64,7 +64,12 @@ _UNEXPECTED = (
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: Files copied from the checkpoint next to the converted weights (the tokenizer and its settings).
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+)
 
 
 # -- config -----------------------------------------------------------------------------------------
@@ -91,7 +96,9 @@ def llama_config_kwargs(config: dict) -> dict[str, Any]:
     kv_heads = int(config.get("num_key_value_heads") or heads)
     hidden = int(config["hidden_size"])
     if hidden % heads or heads % kv_heads:
-        raise LLMError(f"InternLM2 config with hidden_size {hidden}, {heads} heads, {kv_heads} kv heads is not valid")
+        raise LLMError(
+            f"InternLM2 config with hidden_size {hidden}, {heads} heads, {kv_heads} kv heads is not valid"
+        )
     kwargs: dict[str, Any] = {
         "vocab_size": int(config["vocab_size"]),
         "hidden_size": hidden,
@@ -317,7 +324,9 @@ def load_llama_model(
     return model
 
 
-def convert_checkpoint(src: str, dst: str | os.PathLike[str], *, dtype: Any = "auto", overwrite: bool = False) -> Path:
+def convert_checkpoint(
+    src: str, dst: str | os.PathLike[str], *, dtype: Any = "auto", overwrite: bool = False
+) -> Path:
     """Write an InternLM2 checkpoint as a standard Llama checkpoint (safetensors, LlamaConfig).
 
     The tokenizer files are copied; `tokenizer_config.json` loses the hub code's `auto_map` and

@@ -93,7 +93,9 @@ def load_internlm2_tokenizer(source: str, vocab_file: Path, **tokenizer_kwargs: 
     except InkAgentError:
         raise
     except Exception as exc:  # a broken tokenizer_config.json, an unreadable tokenizer.model
-        raise LLMError(f"cannot load the InternLM2 tokenizer of {source!r}: {type(exc).__name__}: {exc}") from exc
+        raise LLMError(
+            f"cannot load the InternLM2 tokenizer of {source!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     check_tokenizer(tokenizer, vocab_file)
     return tokenizer
 

@@ -133,7 +133,12 @@ class OpenAICompatibleVision(OpenAICompatible):
         if mode != "chat":
             raise ConfigError(f"OpenAICompatibleVision speaks the chat API only (mode: chat), not {mode!r}")
         super().__init__(
-            model=model, base_url=base_url, mode="chat", meta_template=meta_template, do_sample=do_sample, **kwargs
+            model=model,
+            base_url=base_url,
+            mode="chat",
+            meta_template=meta_template,
+            do_sample=do_sample,
+            **kwargs,
         )
         self.prefill = prefill
         self.top_logprobs = max(1, min(int(top_logprobs), 20))
@@ -178,7 +183,9 @@ class OpenAICompatibleVision(OpenAICompatible):
         return payload, stop_words
 
     # -- generation -----------------------------------------------------------------------------
-    def stream_text(self, inputs: Prompt, images: Sequence[Any] | None = None, **gen_params: Any) -> Iterator[str]:
+    def stream_text(
+        self, inputs: Prompt, images: Sequence[Any] | None = None, **gen_params: Any
+    ) -> Iterator[str]:
         """Stream the answer to `inputs` (messages with image parts, or prompt text plus `images`)."""
         prompt, primer = self._split_primer(self._with_images(inputs, images))
         if not primer:
@@ -189,9 +196,13 @@ class OpenAICompatibleVision(OpenAICompatible):
         head, found, tail = text.partition(primer)
         yield tail if found and not head.strip() else text
 
-    def caption(self, image: Any, prompt: str = "Describe this image in one sentence.", **gen_params: Any) -> str:
+    def caption(
+        self, image: Any, prompt: str = "Describe this image in one sentence.", **gen_params: Any
+    ) -> str:
         """A description of one image."""
-        messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+        messages = [
+            {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}
+        ]
         return "".join(self.stream_text(messages, **gen_params)).strip()
 
     def choose_letter(
@@ -215,7 +226,9 @@ class OpenAICompatibleVision(OpenAICompatible):
             messages = [{"role": "user", "content": messages}]
         if primer and self.prefill:
             messages = [*messages, {"role": "assistant", "content": primer}]
-        payload, _ = self._payload(messages, {"max_new_tokens": 16 if not self.prefill else 4, "do_sample": False}, False)
+        payload, _ = self._payload(
+            messages, {"max_new_tokens": 16 if not self.prefill else 4, "do_sample": False}, False
+        )
         payload.update(logprobs=True, top_logprobs=self.top_logprobs)
         response = self._send(payload)
         try:
@@ -248,7 +261,11 @@ def _from_logprobs(logprobs: Any, letters: Sequence[str]) -> LetterChoice | None
         for alternative in [entry, *(entry.get("top_logprobs") or [])]:
             letter = _letter_of(str(alternative.get("token", "")), letters)
             logprob = alternative.get("logprob")
-            if letter is not None and isinstance(logprob, int | float) and logprob > scores.get(letter, -math.inf):
+            if (
+                letter is not None
+                and isinstance(logprob, int | float)
+                and logprob > scores.get(letter, -math.inf)
+            ):
                 scores[letter] = float(logprob)
         top = max(scores.values())
         weights = {letter: math.exp(scores[letter] - top) if letter in scores else 0.0 for letter in letters}

@@ -14,7 +14,9 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "exit codes: 0 written, 2 not an InternLM2 checkpoint, DST not empty, or a load failure"
-    parser.add_argument("src", help="InternLM2 checkpoint: a folder or a hub id (internlm/internlm2_5-7b-chat)")
+    parser.add_argument(
+        "src", help="InternLM2 checkpoint: a folder or a hub id (internlm/internlm2_5-7b-chat)"
+    )
     parser.add_argument("dst", help="folder for the Llama checkpoint (must not exist, or be empty)")
     parser.add_argument(
         "--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32 (default auto)"
