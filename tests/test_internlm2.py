@@ -202,8 +202,9 @@ def test_dynamic_ntk_rope_beyond_max_position_embeddings(tmp_path):
     assert (plain - reference).abs().max() > 1e-2
 
 
-def test_bin_weights_with_bias_and_lower_precision(tmp_path):
-    directory = build_tiny_internlm2(tmp_path / "bin", weights="bin", seed=2, bias=True)
+@pytest.mark.parametrize("weights", ["bin", "bin-sharded"])
+def test_bin_weights_with_bias_and_lower_precision(weights, tmp_path):
+    directory = build_tiny_internlm2(tmp_path / "bin", weights=weights, seed=2, bias=True)
     config = json.loads((directory / "config.json").read_text())
     tensors = read_hub_tensors(directory)
     ids = [1, 3, 40, 50, 60, 4, 19]

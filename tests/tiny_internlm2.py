@@ -143,7 +143,8 @@ def build_tiny_internlm2(
 ) -> Path:
     """Write a tiny InternLM2 checkpoint in the hub layout to `directory` and return it.
 
-    `weights`: "safetensors" (two shards and an index) or "bin" (one pytorch_model.bin).
+    `weights`: "safetensors" (two shards and an index), "bin" (one pytorch_model.bin) or
+    "bin-sharded" (two `.bin` shards and pytorch_model.bin.index.json).
     """
     import sentencepiece as spm
     import torch
@@ -163,22 +164,32 @@ def build_tiny_internlm2(
     tensors = random_hub_tensors(config, seed)
     if weights == "bin":
         torch.save(tensors, directory / "pytorch_model.bin")
-    else:
+    else:  # two shards and an index: safetensors, or `.bin` as the first InternLM2 releases shipped
+        suffix, index_name = (
+            (".bin", "pytorch_model.bin.index.json")
+            if weights == "bin-sharded"
+            else (".safetensors", "model.safetensors.index.json")
+        )
+        stem = "pytorch_model" if weights == "bin-sharded" else "model"
         names = list(tensors)
         half = len(names) // 2
         shards = {
-            "model-00001-of-00002.safetensors": names[:half],
-            "model-00002-of-00002.safetensors": names[half:],
+            f"{stem}-00001-of-00002{suffix}": names[:half],
+            f"{stem}-00002-of-00002{suffix}": names[half:],
         }
         weight_map = {}
         for shard, shard_names in shards.items():
-            save_file({n: tensors[n].contiguous() for n in shard_names}, str(directory / shard))
+            part = {n: tensors[n].contiguous() for n in shard_names}
+            if suffix == ".bin":
+                torch.save(part, directory / shard)
+            else:
+                save_file(part, str(directory / shard))
             weight_map.update(dict.fromkeys(shard_names, shard))
         index = {
             "metadata": {"total_size": sum(t.numel() * 4 for t in tensors.values())},
             "weight_map": weight_map,
         }
-        (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+        (directory / index_name).write_text(json.dumps(index, indent=2))
     added = {
         str(sp.piece_to_id(token)): {
             "content": token,
@@ -236,8 +247,11 @@ def read_hub_tensors(directory: Path) -> dict:
     from safetensors.torch import load_file
 
     directory = Path(directory)
-    if (directory / "pytorch_model.bin").exists():
-        return torch.load(directory / "pytorch_model.bin", weights_only=True)
+    if any(directory.glob("pytorch_model*.bin")):
+        tensors = {}
+        for shard in sorted(directory.glob("pytorch_model*.bin")):
+            tensors.update(torch.load(shard, weights_only=True))
+        return tensors
     tensors = {}
     for shard in sorted(directory.glob("*.safetensors")):
         tensors.update(load_file(str(shard)))
