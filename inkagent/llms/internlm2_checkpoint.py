@@ -125,9 +125,8 @@ def llama_config_kwargs(config: dict) -> dict[str, Any]:
         if kind not in ("dynamic", "linear"):
             raise LLMError(f"InternLM2 rope_scaling {scaling} is not supported (known: dynamic, linear)")
         kwargs["rope_scaling"] = {"rope_type": kind, "factor": float(scaling["factor"])}
-    dtype = checkpoint_dtype(config)
-    if dtype:
-        kwargs["torch_dtype" if _old_transformers() else "dtype"] = dtype
+    # The dtype is not part of the mapping: `load_llama_model` passes it to `from_pretrained`, and
+    # `save_pretrained` records the model's own (as `torch_dtype` or `dtype`, as that version names it).
     return kwargs
 
 
