@@ -228,7 +228,7 @@ class HFTransformer(LLM):
         if vocab_file is not None:  # an InternLM2 vocabulary loaded by other code: it must agree
             from .internlm2_tokenizer import check_tokenizer
 
-            check_tokenizer(tokenizer, vocab_file)
+            check_tokenizer(tokenizer, vocab_file, decode=False)
         return tokenizer
 
     def _adopt_tokenizer(self, tokenizer: Any) -> None:
