@@ -202,10 +202,10 @@ def check_tokenizer(
                 "read garbled prompts; load the checkpoint without use_hub_code (inkagent's InternLM2 "
                 "tokenizer) or fix the tokenizer files."
             )
-        if not decode:
-            continue
-        back = tokenizer.decode(got, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        if back != sp.decode(expected):
+        back = (
+            tokenizer.decode(got, skip_special_tokens=False, clean_up_tokenization_spaces=False) if decode else None
+        )
+        if decode and back != sp.decode(expected):
             raise LLMError(
                 f"the tokenizer {type(tokenizer).__name__} does not decode like {vocab_file}: "
                 f"{text!r} comes back as {back!r}"
