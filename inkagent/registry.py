@@ -40,6 +40,7 @@ BUILTIN_LLMS = {
     "OpenAICompatible": "inkagent.llms.openai_compat:OpenAICompatible",
     "LMDeployClient": "inkagent.llms.lmdeploy_wrapper:LMDeployClient",
     "VisionLanguageModel": "inkagent.llms.vlm:VisionLanguageModel",
+    "OpenAICompatibleVision": "inkagent.llms.vision_server:OpenAICompatibleVision",
 }
 BUILTIN_AGENTS = {
     "Internlm2Agent": "inkagent.agents.internlm2_agent:Internlm2Agent",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from .lmdeploy_wrapper import LMDeployClient  # noqa: F401
     from .openai_compat import OpenAICompatible  # noqa: F401
     from .scripted import ScriptedLLM  # noqa: F401
+    from .vision_server import OpenAICompatibleVision  # noqa: F401
     from .vlm import VisionLanguageModel  # noqa: F401
 
 _EXPORTS = {
@@ -25,6 +26,7 @@ _EXPORTS = {
     "OpenAICompatible": ".openai_compat",
     "LMDeployClient": ".lmdeploy_wrapper",
     "VisionLanguageModel": ".vlm",
+    "OpenAICompatibleVision": ".vision_server",
 }
 
 __all__ = list(_EXPORTS)
