@@ -80,10 +80,32 @@ class ActionExecutor:
             del self._apis[api_name]
 
     def specs(self) -> list[ToolSpec]:
-        """What the model is told about each API."""
+        """What the model is told about each API (read at the start of each turn)."""
+        self._rebind_changed()
         if self._specs is None:
             self._specs = [bound.spec for bound in self._apis.values()]
         return list(self._specs)
+
+    def _rebind_changed(self) -> None:
+        """Bind again the actions whose tools changed since they were bound (an MCP server's
+        `notifications/tools/list_changed` sets `tools_changed`). Runs as the tool list is read, so a
+        new list takes effect between turns, never under the calls of one."""
+        for name, action in list(self.actions.items()):
+            if getattr(action, "tools_changed", False) is not True:
+                continue
+            try:
+                apis = bind_apis(action)
+            except Exception:
+                logger.warning("listing the tools of %s again failed; keeping the old list", name, exc_info=True)
+                continue
+            for api_name in [n for n, bound in self._apis.items() if bound.owner is action]:
+                del self._apis[api_name]
+            for bound in apis:
+                if bound.spec.name in self._apis:
+                    logger.warning("%s: a tool named %r exists already; the new one is left out", name, bound.spec.name)
+                    continue
+                self._apis[bound.spec.name] = bound
+            self._specs = None
 
     def action_names(self, only_enable: bool = True) -> list[str]:
         return list(self.actions)

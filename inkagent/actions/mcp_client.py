@@ -1,0 +1,689 @@
+"""`MCPToolset`: the tools of a Model Context Protocol server as inkagent actions.
+
+```python
+executor = ActionExecutor([MCPToolset(command=["python", "-m", "my_fs_server", "/data"], name="files"),
+                           MCPToolset(url="http://127.0.0.1:9000/mcp", name="search",
+                                      headers_env={"Authorization": "SEARCH_TOKEN"})])
+```
+
+Each server tool becomes the API `<name>.<tool>` (`files.read_file`), described by the server's own
+description and JSON Schema (protocol: https://modelcontextprotocol.io/specification/2025-11-25/server/tools).
+Arguments are checked against that schema (jsonschema) before anything is sent. A result's text, images
+and embedded resources become an `ActionResult` (images and binary resources saved as files).
+
+Built on the official `mcp` SDK (imported only here, when a toolset connects). The SDK is asynchronous:
+each toolset runs one event loop on a thread of its own, and the executor's worker threads hand calls to
+it. The connection uses the initialize handshake (protocol 2025-11-25), which every server speaks and
+which carries `notifications/tools/list_changed` and `notifications/cancelled`.
+
+Lifecycle: a stdio server starts when the toolset first connects (an executor lists the tools as the
+action is added, so: with the agent) and stops on `close()`. It runs under a small guard process that
+kills the server's process group when the agent dies, even by SIGKILL (Linux: `PR_SET_PDEATHSIG`; other
+POSIX systems: the guard polls its parent). A server that died is started again for the next call; a
+call that was in flight when it died is reported as failed, never sent twice (it may have taken effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from ..errors import ActionError, ConfigError
+from ..schema import ActionResult, ToolSpec
+from .base import Action, BoundApi
+
+logger = logging.getLogger(__name__)
+
+# Runs as `python -c _GUARD PARENT_PID COMMAND...`: starts the server as its child in its own process
+# group (the SDK starts the guard in a new session) and stops the whole group when the agent dies. The
+# server inherits stdin/stdout, so the guard relays nothing. It imports nothing heavy (~10 MB, ~20 ms).
+_GUARD = """\
+import os, signal, subprocess, sys, threading, time
+parent = int(sys.argv[1])
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != parent:
+    sys.exit(70)  # the agent died before the guard was in place
+try:
+    child = subprocess.Popen(sys.argv[2:])
+except OSError as exc:
+    print(f"cannot start the MCP server {sys.argv[2]!r}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+    sys.exit(127)
+
+def stop(*_):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    group = os.getpgrp() == os.getpid()
+    try:
+        os.killpg(os.getpgrp(), signal.SIGTERM) if group else child.terminate()
+        child.wait(timeout=2)
+    except Exception:
+        pass
+    if group:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    child.kill()
+    os._exit(1)
+
+signal.signal(signal.SIGTERM, stop)
+if not sys.platform.startswith("linux"):
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        stop()
+    threading.Thread(target=watch, daemon=True).start()
+sys.exit(child.wait())
+"""
+
+_NAME_RE = re.compile(r"[A-Za-z_][\w-]*")
+_IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+_STOP_TIMEOUT_S = 10.0
+
+
+class MCPToolset(Action):
+    """The tools of one MCP server (stdio `command` or streamable HTTP `url`) as actions `<name>.<tool>`.
+
+    Args:
+        command: the server's command line, started as a child process speaking MCP on stdin/stdout.
+        url: the server's streamable HTTP endpoint (`http://host:port/mcp`); exactly one of the two.
+        name: the namespace of its tools; by default the name the server reports (letters, digits, `_`).
+        env: extra environment variables of a stdio server (on top of PATH, HOME and the like).
+        headers_env: HTTP headers taken from environment variables: `{"Authorization": "SEARCH_TOKEN"}`
+            sends the value of `$SEARCH_TOKEN`; secrets never sit in a config file.
+        headers: plain HTTP headers (no secrets: they would end up in configs and logs).
+        cwd: the working directory of a stdio server.
+        timeout_s: wall-clock limit of one call; past it the server gets `notifications/cancelled` and
+            the model a time-out error. `None` for no limit.
+        startup_timeout_s: limit for starting the server and the initialize handshake.
+        files_dir: where images and binary resources of results are saved; by default a fresh
+            temporary directory, kept after `close()` since results point into it.
+
+    Raises:
+        ValueError: neither or both of `command` and `url`, or a bad `name`.
+        ActionError: (on first use) the server cannot be started or reached.
+    """
+
+    description: ClassVar[str] = "Tools of an MCP server."
+
+    def __init__(
+        self,
+        command: Sequence[str] | None = None,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout_s: float | None = 60.0,
+        startup_timeout_s: float = 30.0,
+        files_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if (command is None) == (url is None):
+            raise ValueError("MCPToolset needs exactly one of command=[...] (stdio) or url=... (streamable HTTP)")
+        if command is not None and (isinstance(command, str) or not command):
+            raise ValueError("command must be a non-empty list: the program and its arguments")
+        if name is not None and not _NAME_RE.fullmatch(name):
+            raise ValueError(f"MCP server name {name!r} must be letters, digits, '_' or '-'")
+        self.command = [str(part) for part in command] if command is not None else None
+        self.url = url
+        self.env = dict(env or {})
+        self.headers_env = dict(headers_env or {})
+        self.headers = dict(headers or {})
+        self.cwd = str(cwd) if cwd is not None else None
+        self.timeout_s = timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self._name = name
+        self._files_dir = Path(files_dir) if files_dir is not None else None
+        self._figures = 0
+        self._lock = threading.Lock()  # the tool list
+        self._files_lock = threading.Lock()
+        self._loop_lock = threading.Lock()
+        self._tools: list[Any] | None = None  # the server's `Tool`s, as last listed
+        self._tools_changed = False
+        self._server_info: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._connection: _Connection | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._runtime_dir: Path | None = None
+        self._closed = False
+        missing = self._missing_env()
+        if missing:  # fail early, naming the variable
+            raise ActionError(missing)
+
+    # -- what the executor reads ----------------------------------------------------------------
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        if self._name is None:
+            self._ensure_listed()
+            reported = getattr(self._server_info, "name", "") or "mcp"
+            self._name = re.sub(r"\W", "_", reported).strip("_") or "mcp"
+        return self._name
+
+    @property
+    def call_timeout_s(self) -> float:  # type: ignore[override]
+        """The executor's backstop: this toolset enforces `timeout_s` itself (and cancels on the server)."""
+        return float("inf") if self.timeout_s is None else self.timeout_s + 5.0
+
+    @property
+    def tools_changed(self) -> bool:
+        """Whether the server announced a new tool list since the last `apis()` (`tools/list_changed`)."""
+        return self._tools_changed
+
+    def apis(self) -> list[BoundApi]:
+        """One API per server tool, `<name>.<tool>`, with the server's description and JSON Schema."""
+        if self._tools_changed:
+            self._tools = None
+        tools = self._ensure_listed()
+        prefix = self.name
+        return [self._bind(prefix, tool) for tool in tools]
+
+    def close(self) -> None:
+        """Stop the server (stdio) or end the session (HTTP), and the toolset's event loop."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._disconnect(), loop)
+            try:
+                future.result(_STOP_TIMEOUT_S)
+            except Exception:
+                logger.warning("stopping MCP server %s failed", self._label(), exc_info=True)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_STOP_TIMEOUT_S)
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+
+    def __enter__(self) -> MCPToolset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MCPToolset({self._label()})"
+
+    # -- calls (on the executor's threads) ------------------------------------------------------
+    def call_tool(self, tool: str, arguments: dict[str, Any]) -> ActionResult:
+        """Call one server tool (arguments already validated); a failure comes back as an error result."""
+        backstop = None if self.timeout_s is None else self.timeout_s + self.startup_timeout_s + 5.0
+        return self._submit(self._call(tool, arguments), backstop)
+
+    def _ensure_listed(self) -> list[Any]:
+        with self._lock:
+            if self._tools is None or self._tools_changed:
+                self._tools_changed = False
+                self._tools = self._submit(self._list_tools(), self.startup_timeout_s + 30.0)
+            return self._tools
+
+    def _submit(self, coro: Any, timeout: float | None) -> Any:
+        if self._closed:
+            coro.close()
+            raise ActionError(f"the MCP toolset {self._label()} is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:  # the SDK hung past every limit of its own
+            future.cancel()
+            raise ActionError(f"the MCP server {self._label()} did not answer") from exc
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+                    loop.close()
+
+                # The loop's thread starts the server: it must live as long as the server does, since
+                # PR_SET_PDEATHSIG fires when the thread that forked the guard ends.
+                self._thread = threading.Thread(target=run, name=f"inkagent-mcp-{self._name or 'server'}", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    # -- the connection (on the toolset's loop) -------------------------------------------------
+    async def _connected(self) -> _Connection:
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            connection = self._connection
+            if connection is not None and not connection.lost.is_set():
+                return connection
+            if connection is not None:
+                logger.warning("MCP server %s stopped (%s); starting it again", self._label(), self._log_tail())
+                await connection.stop()
+            self._connection = await _Connection.open(self, self._transport())
+            return self._connection
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.stop()
+
+    async def _list_tools(self) -> list[Any]:
+        connection = await self._connected()
+        tools: list[Any] = []
+        cursor = None
+        while True:
+            page = await connection.client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                return tools
+
+    async def _call(self, tool: str, arguments: dict[str, Any]) -> ActionResult:
+        import anyio
+        from mcp import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
+        try:
+            connection = await self._connected()  # a server found dead is restarted: the call was never sent
+        except ActionError as exc:
+            return _error(f"{self._label()} is not available: {exc}")
+        label = f"{self._name or 'mcp'}.{tool}"
+        try:
+            with anyio.fail_after(self.timeout_s):
+                result = await connection.client.call_tool(tool, arguments)
+        except TimeoutError:
+            return _error(
+                f"{label} did not finish within its time limit of {self.timeout_s:g} s; "
+                "the server was told to cancel it (notifications/cancelled).",
+                "timeout",
+            )
+        except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED or connection.lost.is_set():
+                if self.url is not None:
+                    what = "the connection to the MCP server {} was lost during the call to {}; {}".format(
+                        self._label(), label, "it is opened again for the next call"
+                    )
+                else:
+                    what = (
+                        f"the MCP server {self._label()} stopped during the call to {label} "
+                        f"({self._log_tail()}); it is started again for the next call"
+                    )
+                return _error(f"{what}. The call was not repeated, since it may have taken effect.")
+            return _error(f"{label} failed: {exc}")
+        except Exception as exc:  # a transport failure (HTTP errors, a malformed reply)
+            logger.debug("MCP call %s failed", label, exc_info=True)
+            return _error(f"{label} failed: {type(exc).__name__}: {exc}")
+        return self._to_result(label, result)
+
+    def _transport(self) -> Any:
+        """The SDK transport for this server (an async context manager of a stream pair)."""
+        if self.url is not None:
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            headers = {**self.headers, **{header: os.environ[var] for header, var in self.headers_env.items()
+                                          if var in os.environ}}
+            missing = self._missing_env()
+            if missing:
+                raise ActionError(missing)
+            http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
+            return _owning(streamable_http_client(self.url, http_client=http), http)
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        assert self.command is not None
+        if self._runtime_dir is None:
+            self._runtime_dir = Path(tempfile.mkdtemp(prefix="inkagent-mcp-"))
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-c", _GUARD, str(os.getpid()), *self.command],
+            env=self.env,
+            cwd=self.cwd,
+        )
+        return _logging_stdio(stdio_client, params, self._runtime_dir / "server.log")
+
+    def _missing_env(self) -> str:
+        missing = [var for var in self.headers_env.values() if var not in os.environ]
+        if not missing:
+            return ""
+        return f"environment variable {', '.join(missing)} is not set (named in headers_env of {self._label()})"
+
+    def _label(self) -> str:
+        target = self.url or " ".join(self.command or [])
+        return f"'{self._name}' ({target})" if self._name else f"({target})"
+
+    def _log_tail(self, chars: int = 600) -> str:
+        if self._runtime_dir is None:
+            return "no log"
+        try:
+            text = (self._runtime_dir / "server.log").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            text = ""
+        return f"its last output: {text[-chars:]}" if text else "it wrote nothing to stderr"
+
+    def _on_tools_changed(self) -> None:
+        self._tools_changed = True
+
+    # -- schemas and results --------------------------------------------------------------------
+    def _bind(self, prefix: str, tool: Any) -> BoundApi:
+        schema = dict(tool.input_schema or {})
+        schema.setdefault("type", "object")
+        schema.setdefault("properties", {})
+        description = tool.description or getattr(tool, "title", None) or ""
+        spec = ToolSpec(name=f"{prefix}.{tool.name}", description=description, parameters=schema)
+        model = _schema_model(spec.name, schema)
+        fn = partial(_call_with, self, tool.name)
+        return BoundApi(spec=spec, arguments_model=model, fn=fn, owner=self)
+
+    def _to_result(self, label: str, result: Any) -> ActionResult:
+        texts: list[str] = []
+        files: list[str] = []
+        for block in result.content:
+            kind = getattr(block, "type", "")
+            if kind == "text":
+                texts.append(block.text)
+            elif kind in ("image", "audio"):
+                files.append(self._save(block.data, block.mime_type, label))
+            elif kind == "resource":
+                resource = block.resource
+                if getattr(resource, "text", None) is not None:
+                    texts.append(f"[resource {resource.uri}]\n{resource.text}")
+                else:
+                    path = self._save(resource.blob, resource.mime_type or "application/octet-stream", label)
+                    if (resource.mime_type or "").startswith("image/"):
+                        files.append(path)
+                    else:
+                        texts.append(f"[resource {resource.uri} saved as {path}]")
+            elif kind == "resource_link":
+                texts.append(f"[resource link {block.name}: {block.uri}]")
+            else:
+                texts.append(json.dumps(block.model_dump(mode="json", by_alias=True), ensure_ascii=False))
+        if not texts and not files and result.structured_content is not None:
+            texts.append(json.dumps(result.structured_content, ensure_ascii=False))
+        text = "\n".join(texts)
+        if result.is_error:
+            return _error(f"{label} failed: {text or 'the server reported an error'}")
+        return ActionResult(name=label, output=text, files=files)
+
+    def _save(self, data: str, mime_type: str, label: str) -> str:
+        """Save base64 `data` as a file named after the tool; return its path."""
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ActionError(f"{label} returned {mime_type} data that is not valid base64") from exc
+        with self._files_lock:
+            if self._files_dir is None:
+                self._files_dir = Path(tempfile.mkdtemp(prefix="inkagent-mcp-files-"))
+            self._files_dir.mkdir(parents=True, exist_ok=True)
+            suffix = _IMAGE_SUFFIXES.get(mime_type) or mimetypes.guess_extension(mime_type) or ".bin"
+            stem = re.sub(r"[^\w.-]", "_", label)
+            while True:
+                self._figures += 1
+                path = self._files_dir / f"{stem}-{self._figures:03d}{suffix}"
+                if not path.exists():
+                    break
+            path.write_bytes(raw)
+        return str(path)
+
+
+def _call_with(toolset: MCPToolset, tool: str, arguments: dict[str, Any]) -> ActionResult:
+    return toolset.call_tool(tool, arguments)
+
+
+def _error(message: str, error_type: str = "tool_error") -> ActionResult:
+    return ActionResult(name="", error=message, error_type=error_type)
+
+
+class _Connection:
+    """One live session with the server, held open by a task of the toolset's loop."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.lost = asyncio.Event()  # the server's stream ended (it exited, or HTTP went away)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    async def open(cls, toolset: MCPToolset, transport: Any) -> _Connection:
+        from mcp import Client
+        from mcp_types import Implementation, ToolListChangedNotification
+
+        from .. import __version__
+
+        self = cls()
+        ready: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, ToolListChangedNotification):
+                toolset._on_tools_changed()
+
+        async def hold() -> None:
+            try:
+                async with Client(
+                    _watched(transport, self.lost),
+                    mode="legacy",
+                    message_handler=on_message,
+                    client_info=Implementation(name="inkagent", version=__version__),
+                    cache=None,
+                ) as client:
+                    self.client = client
+                    toolset._server_info = client.server_info
+                    ready.set_result(None)
+                    stop = asyncio.ensure_future(self._stop.wait())
+                    lost = asyncio.ensure_future(self.lost.wait())
+                    try:
+                        await asyncio.wait([stop, lost], return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        stop.cancel()
+                        lost.cancel()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                elif not isinstance(exc, asyncio.CancelledError):
+                    logger.debug("MCP connection %s ended", toolset._label(), exc_info=True)
+            finally:
+                self.lost.set()
+
+        self._task = asyncio.ensure_future(hold())
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), toolset.startup_timeout_s)
+        except BaseException as exc:
+            await self.stop()
+            reason = (
+                f"no answer within {toolset.startup_timeout_s:g} s"
+                if isinstance(exc, TimeoutError | asyncio.TimeoutError)
+                else _reason(exc)
+            )
+            raise ActionError(f"cannot connect to the MCP server {toolset._label()}: {reason}; {toolset._log_tail()}") from exc
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), _STOP_TIMEOUT_S)
+            except (asyncio.TimeoutError, TimeoutError):
+                task.cancel()
+            except Exception:
+                logger.debug("closing an MCP connection failed", exc_info=True)
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "exceptions", None)  # an exception group (anyio task groups raise them)
+    if isinstance(inner, tuple | list) and inner:
+        return "; ".join(_reason(e) for e in inner)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@asynccontextmanager
+async def _watched(transport: Any, lost: asyncio.Event):
+    """`transport`, with `lost` set as soon as the server's stream ends."""
+    async with transport as (read_stream, write_stream):
+        yield _WatchedStream(read_stream, lost), write_stream
+    lost.set()
+
+
+class _WatchedStream:
+    """A read stream that sets `lost` when it ends (the SDK then fails the calls in flight)."""
+
+    def __init__(self, inner: Any, lost: asyncio.Event) -> None:
+        self._inner, self._lost = inner, lost
+
+    def __getattr__(self, name: str) -> Any:  # last_context and the like
+        return getattr(self._inner, name)
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except Exception:
+            self._lost.set()
+            raise
+
+    def __aiter__(self) -> _WatchedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
+            raise StopAsyncIteration from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _WatchedStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        self._lost.set()
+        return await self._inner.__aexit__(*exc)
+
+
+@asynccontextmanager
+async def _owning(transport: Any, http: Any):
+    """`transport`, closing the HTTP client it was given when it ends."""
+    async with http:
+        async with transport as streams:
+            yield streams
+
+
+@asynccontextmanager
+async def _logging_stdio(stdio_client: Any, params: Any, log_path: Path):
+    """The SDK's stdio transport, with the server's stderr appended to `log_path`."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        async with stdio_client(params, errlog=log) as streams:
+            yield streams
+
+
+# -- argument checking ----------------------------------------------------------------------------
+class _SchemaArguments(BaseModel):
+    """Arguments checked against a server's JSON Schema; the executor passes them on as `arguments`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    arguments: dict[str, Any]
+    validator: ClassVar[Any] = None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> _SchemaArguments:  # type: ignore[override]
+        arguments = dict(obj or {})
+        errors = sorted(cls.validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, [_line_error(e) for e in errors])
+        return cls.model_construct(arguments=arguments)
+
+
+def _line_error(error: Any) -> InitErrorDetails:
+    path = tuple(error.absolute_path)
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in (error.instance or {})]
+        return {"type": "missing", "loc": (*path, *missing[:1]), "input": error.instance}
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = [name for name in error.instance if name not in allowed]
+        return {"type": "extra_forbidden", "loc": (*path, *extra[:1]), "input": error.instance}
+    return {
+        "type": PydanticCustomError("json_schema", "{reason}", {"reason": error.message}),
+        "loc": path or ("(arguments)",),
+        "input": error.instance,
+    }
+
+
+def _schema_model(name: str, schema: dict[str, Any]) -> type[_SchemaArguments]:
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except Exception as exc:
+        raise ActionError(f"the MCP tool {name} has an invalid input schema: {exc}") from exc
+    model_name = re.sub(r"\W", "_", name) + "Arguments"
+    return type(model_name, (_SchemaArguments,), {"validator": cls(schema), "__module__": __name__})
+
+
+# -- configs ----------------------------------------------------------------------------------------
+def toolset_from_spec(config: Any, index: int, *, timeout_s: float | None = 60.0) -> MCPToolset:
+    """The toolset of `config.mcp_servers[index]` (not started); `cwd` and `files_dir` are relative to
+    the config file. Raises `ConfigError` naming the entry."""
+    spec = config.mcp_servers[index]
+    path = str(config.source) if config.source else None
+    base = config.base_dir or Path.cwd()
+    key = f"mcp_servers[{index}]"
+    try:
+        return MCPToolset(
+            command=spec.command,
+            url=spec.url,
+            name=spec.name,
+            env=spec.env,
+            headers_env=spec.headers_env,
+            cwd=base / spec.cwd if spec.cwd else None,
+            timeout_s=spec.timeout_s if spec.timeout_s is not None else timeout_s,
+            files_dir=base / spec.files_dir if spec.files_dir else None,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=path, key=key) from exc
+    except ActionError as exc:  # an environment variable named in headers_env is not set
+        raise ConfigError(str(exc), path=path, key=f"{key}.headers_env") from exc
+
+
+def build_toolsets(config: Any, *, timeout_s: float | None) -> list[MCPToolset]:
+    """The toolsets of a config's `mcp_servers:` entries, connected and their tools listed.
+
+    Raises `ConfigError` naming the entry (`mcp_servers[1]`) when one cannot be built or started;
+    the ones already started are stopped.
+    """
+    toolsets: list[MCPToolset] = []
+    try:
+        for i in range(len(config.mcp_servers)):
+            toolset = toolset_from_spec(config, i, timeout_s=timeout_s)
+            toolsets.append(toolset)
+            try:
+                toolset.apis()
+            except ActionError as exc:
+                raise ConfigError(str(exc), path=str(config.source), key=f"mcp_servers[{i}]") from exc
+    except BaseException:
+        for toolset in toolsets:
+            toolset.close()
+        raise
+    return toolsets
