@@ -52,22 +52,25 @@ from .base import Action, BoundApi
 
 logger = logging.getLogger(__name__)
 
-# Runs as `python -c _GUARD PARENT_PID COMMAND...`: starts the server as its child in its own process
-# group (the SDK starts the guard in a new session) and stops the whole group when the agent dies. The
-# server inherits stdin/stdout, so the guard relays nothing. It imports nothing heavy (~10 MB, ~20 ms).
+# Runs as `python -c _GUARD PARENT_PID PID_FILE COMMAND...`: starts the server as its child in its own
+# process group (the SDK starts the guard in a new session), writes the server's pid to PID_FILE, and
+# stops the whole group when the agent dies. The server inherits stdin/stdout, so the guard relays
+# nothing. It imports nothing heavy (~10 MB, ~20 ms).
 _GUARD = """\
 import os, signal, subprocess, sys, threading, time
-parent = int(sys.argv[1])
+parent, pid_file = int(sys.argv[1]), sys.argv[2]
 if sys.platform.startswith("linux"):
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 if os.getppid() != parent:
     sys.exit(70)  # the agent died before the guard was in place
 try:
-    child = subprocess.Popen(sys.argv[2:])
+    child = subprocess.Popen(sys.argv[3:])
 except OSError as exc:
-    print(f"cannot start the MCP server {sys.argv[2]!r}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+    print(f"cannot start the MCP server {sys.argv[3]!r}: {exc.strerror or exc}", file=sys.stderr, flush=True)
     sys.exit(127)
+with open(pid_file, "w") as f:
+    f.write(str(child.pid))
 
 def stop(*_):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -163,7 +166,8 @@ class MCPToolset(Action):
         self._thread: threading.Thread | None = None
         self._connection: _Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
-        self._runtime_dir: Path | None = None
+        self._runtime_dir: Path | None = None  # the server's log and pid files
+        self._connections = 0
         self._closed = False
         missing = self._missing_env()
         if missing:  # fail early, naming the variable
@@ -273,12 +277,14 @@ class MCPToolset(Action):
             self._connect_lock = asyncio.Lock()
         async with self._connect_lock:
             connection = self._connection
-            if connection is not None and not connection.lost.is_set():
+            if connection is not None and not connection.lost.is_set() and connection.server_alive():
                 return connection
             if connection is not None:
                 logger.warning("MCP server %s stopped (%s); starting it again", self._label(), self._log_tail())
                 await connection.stop()
-            self._connection = await _Connection.open(self, self._transport())
+            self._connections += 1
+            pid_file = None if self.url is not None else self._runtime() / f"server-{self._connections}.pid"
+            self._connection = await _Connection.open(self, self._transport(pid_file), pid_file)
             return self._connection
 
     async def _disconnect(self) -> None:
@@ -334,7 +340,12 @@ class MCPToolset(Action):
             return _error(f"{label} failed: {type(exc).__name__}: {exc}")
         return self._to_result(label, result)
 
-    def _transport(self) -> Any:
+    def _runtime(self) -> Path:
+        if self._runtime_dir is None:
+            self._runtime_dir = Path(tempfile.mkdtemp(prefix="inkagent-mcp-"))
+        return self._runtime_dir
+
+    def _transport(self, pid_file: Path | None) -> Any:
         """The SDK transport for this server (an async context manager of a stream pair)."""
         if self.url is not None:
             import httpx2
@@ -349,16 +360,14 @@ class MCPToolset(Action):
             return _owning(streamable_http_client(self.url, http_client=http), http)
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        assert self.command is not None
-        if self._runtime_dir is None:
-            self._runtime_dir = Path(tempfile.mkdtemp(prefix="inkagent-mcp-"))
+        assert self.command is not None and pid_file is not None
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-c", _GUARD, str(os.getpid()), *self.command],
+            args=["-c", _GUARD, str(os.getpid()), str(pid_file), *self.command],
             env=self.env,
             cwd=self.cwd,
         )
-        return _logging_stdio(stdio_client, params, self._runtime_dir / "server.log")
+        return _logging_stdio(stdio_client, params, self._runtime() / "server.log")
 
     def _missing_env(self) -> str:
         missing = [var for var in self.headers_env.values() if var not in os.environ]
@@ -455,20 +464,29 @@ def _error(message: str, error_type: str = "tool_error") -> ActionResult:
 class _Connection:
     """One live session with the server, held open by a task of the toolset's loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid_file: Path | None) -> None:
+        self.pid_file = pid_file
         self.client: Any = None
         self.lost = asyncio.Event()  # the server's stream ended (it exited, or HTTP went away)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
+    def server_alive(self) -> bool:
+        """Whether a stdio server's process still runs (its exit may not have reached the pipe yet)."""
+        try:
+            pid = int(self.pid_file.read_text()) if self.pid_file is not None else None
+        except (OSError, ValueError):
+            return True  # not written yet, or an HTTP server: the connection tells
+        return pid is None or _process_alive(pid)
+
     @classmethod
-    async def open(cls, toolset: MCPToolset, transport: Any) -> _Connection:
+    async def open(cls, toolset: MCPToolset, transport: Any, pid_file: Path | None) -> _Connection:
         from mcp import Client
         from mcp_types import Implementation, ToolListChangedNotification
 
         from .. import __version__
 
-        self = cls()
+        self = cls(pid_file)
         ready: asyncio.Future = asyncio.get_running_loop().create_future()
 
         async def on_message(message: Any) -> None:
@@ -525,6 +543,22 @@ class _Connection:
                 task.cancel()
             except Exception:
                 logger.debug("closing an MCP connection failed", exc_info=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped by the guard, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): signal 0 is all there is
+    state = re.search(r"\)\s+(\S)", stat)  # after "pid (comm)": the state letter
+    return state is None or state.group(1) not in "ZX"
 
 
 def _reason(exc: BaseException) -> str:
