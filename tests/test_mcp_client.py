@@ -188,3 +188,22 @@ def test_actions_command_lists_the_servers_tools(tmp_path, marks):
     assert apis["demo.shout"]["parameters"]["properties"]["text"]["type"] == "string"
     text = run_cli("actions", "--config", str(path)).stdout
     assert "demo.shout(text: string, times: integer = 1)" in text
+
+
+def test_chat_tools_command_and_agent_tools_show_the_servers_tools(tmp_path, marks):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "llm": {"type": "ScriptedLLM", "responses": ["Hi.<|im_end|>"]},
+        "mcp_servers": [{"name": "demo", "command": [sys.executable, str(SERVER)]}],
+    }))
+    proc = run_cli("chat", str(path), "--trace", str(tmp_path / "t.jsonl"), input="/tools\n/exit\n")
+    assert proc.returncode == 0, proc.stderr
+    assert any(line.startswith("demo.shout") and "Upper-case a text" in line for line in proc.stdout.splitlines())
+
+    from inkagent.actions.executor import agent_tools
+    from inkagent.runners.config import build_agent, load_config
+
+    with build_agent(load_config(path)) as agent:
+        tools = {t["name"]: t for t in agent_tools(agent)}
+    assert tools["demo.shout"]["kind"] == "mcp" and tools["demo.shout"]["source"] == "demo"
+    assert tools["demo.shout"]["parameters"]["required"] == ["text"]

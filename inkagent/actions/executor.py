@@ -332,3 +332,29 @@ def _describe_param(name: str, prop: dict[str, Any], spec: ToolSpec) -> str:
     required = name in spec.parameters.get("required", [])
     return f"{name} ({kind}{', required' if required else ''})"
 
+
+
+def agent_tools(agent: Any) -> list[dict[str, Any]]:
+    """Every tool an agent offers its model now, for tool lists in UIs (REPL, web page).
+
+    Returns dicts `{"name", "description", "parameters" (JSON Schema), "source", "kind"}`: `source` is
+    the action the tool belongs to (for an MCP server's tool, the server's name) and `kind` is `plugin`,
+    `mcp` or `interpreter`. Plugins come first, then the interpreter; an MCP server's latest tool list
+    (after `tools/list_changed`) is what is shown.
+    """
+    from .mcp_client import MCPToolset
+
+    tools = []
+    for attribute, kind in (("plugin_executor", "plugin"), ("interpreter_executor", "interpreter")):
+        executor = getattr(agent, attribute, None)
+        if not isinstance(executor, ActionExecutor):
+            continue
+        owners = {id(action): name for name, action in executor.actions.items()}
+        for spec in executor.specs():
+            owner = executor._apis[spec.name].owner
+            tools.append({
+                **spec.model_dump(),
+                "source": owners.get(id(owner), spec.name),
+                "kind": "mcp" if isinstance(owner, MCPToolset) else kind,
+            })
+    return tools
