@@ -91,6 +91,15 @@ async def grow(ctx: Context) -> str:
 
 
 @server.tool()
+def whoami(ctx: Context) -> str:
+    """Whether the HTTP request carried the Authorization header the server expects."""
+    request = ctx.request_context.request  # the HTTP request (starlette); None over stdio
+    headers = {key.lower(): value for key, value in request.headers.items()} if request is not None else {}
+    expected = os.environ.get("DEMO_EXPECTED_AUTH")
+    return "authorized" if expected and headers.get("authorization") == expected else "anonymous"
+
+
+@server.tool()
 def pid() -> int:
     """The server's process id."""
     return os.getpid()

@@ -22,6 +22,7 @@ from inkagent.actions.mcp_client import MCPToolset
 from inkagent.schema import ToolCall
 
 SERVER = Path(__file__).parent / "mcp_demo_server.py"
+SECRET = "Bearer s3cret-token"
 
 
 def call(name: str, **arguments) -> str:
@@ -40,8 +41,8 @@ def marks(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def http_server(marks):
     """The demo server on a free loopback port, as its own process; yields its /mcp URL."""
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--http"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "DEMO_MARKS": str(marks)})
+    env = {**os.environ, "DEMO_MARKS": str(marks), "DEMO_EXPECTED_AUTH": SECRET}
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--http"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()  # "PORT n" once it listens
         assert line.startswith("PORT "), line
@@ -55,7 +56,7 @@ def server_entry(transport: str, marks: Path, url: str | None) -> dict:
     if transport == "stdio":
         return {"name": "demo", "command": [sys.executable, str(SERVER)], "env": {"DEMO_MARKS": str(marks)},
                 "timeout_s": 2}
-    return {"name": "demo", "url": url, "timeout_s": 2}
+    return {"name": "demo", "url": url, "timeout_s": 2, "headers_env": {"Authorization": "DEMO_TOKEN"}}
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
@@ -68,6 +69,7 @@ def test_inkagent_run_calls_text_image_failing_and_slow_tools(transport, tmp_pat
             call("demo.fail", reason="no"),
             call("demo.slow", seconds=30),
             call("demo.note"),
+            call("demo.whoami"),
             "Done.<|im_end|>",
         ]},
         "agent": {"max_turn": 8},
@@ -75,11 +77,14 @@ def test_inkagent_run_calls_text_image_failing_and_slow_tools(transport, tmp_pat
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = run_cli("run", str(path), "--task", "use the tools", "--json", "--trace", str(tmp_path / "t.jsonl"))
+    trace = tmp_path / "t.jsonl"
+    proc = run_cli("run", str(path), "--task", "use the tools", "--json", "--trace", str(trace),
+                   env={"DEMO_TOKEN": SECRET})
     assert proc.returncode == 0, proc.stderr
     calls = json.loads(proc.stdout)["tool_calls"]
-    assert [c["name"] for c in calls] == ["demo.shout", "demo.picture", "demo.fail", "demo.slow", "demo.note"]
-    shout, picture, fail, slow, note = calls
+    assert [c["name"] for c in calls] == ["demo.shout", "demo.picture", "demo.fail", "demo.slow", "demo.note",
+                                          "demo.whoami"]
+    shout, picture, fail, slow, note, whoami = calls
     assert shout["ok"] and shout["output"] == "HELLO HELLO"
     # the image is a file next to the config (files_dir), and the model is told where
     image_path = tmp_path / "figures" / "demo.picture-001.png"
@@ -90,6 +95,9 @@ def test_inkagent_run_calls_text_image_failing_and_slow_tools(transport, tmp_pat
     assert not slow["ok"] and "time limit of 2 s" in slow["output"] and "notifications/cancelled" in slow["output"]
     assert (marks / "cancelled").read_text() == "slow"  # the server stopped the call it was told to
     assert note["ok"] and "the memo" in note["output"] and "memo://1" in note["output"]
+    # over HTTP the header came from the variable named in headers_env; the secret is nowhere on disk
+    assert whoami["output"] == ("authorized" if transport == "http" else "anonymous")
+    assert SECRET not in path.read_text() + trace.read_text() + proc.stdout + proc.stderr
     if transport == "stdio":  # the agent started the server and stopped it
         assert not psutil.pid_exists(int((marks / "pid").read_text()))
 
