@@ -28,17 +28,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import json
 import logging
 import mimetypes
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,51 +48,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from ..errors import ActionError, ConfigError
 from ..schema import ActionResult, ToolSpec
 from .base import Action, BoundApi
+from .mcp_connection import Connection, http_transport, stdio_transport
 
 logger = logging.getLogger(__name__)
-
-# Runs as `python -c _GUARD PARENT_PID PID_FILE COMMAND...`: starts the server as its child in its own
-# process group (the SDK starts the guard in a new session), writes the server's pid to PID_FILE, and
-# stops the whole group when the agent dies. The server inherits stdin/stdout, so the guard relays
-# nothing. It imports nothing heavy (~10 MB, ~20 ms).
-_GUARD = """\
-import os, signal, subprocess, sys, threading, time
-parent, pid_file = int(sys.argv[1]), sys.argv[2]
-if sys.platform.startswith("linux"):
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-if os.getppid() != parent:
-    sys.exit(70)  # the agent died before the guard was in place
-try:
-    child = subprocess.Popen(sys.argv[3:])
-except OSError as exc:
-    print(f"cannot start the MCP server {sys.argv[3]!r}: {exc.strerror or exc}", file=sys.stderr, flush=True)
-    sys.exit(127)
-with open(pid_file, "w") as f:
-    f.write(str(child.pid))
-
-def stop(*_):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    group = os.getpgrp() == os.getpid()
-    try:
-        os.killpg(os.getpgrp(), signal.SIGTERM) if group else child.terminate()
-        child.wait(timeout=2)
-    except Exception:
-        pass
-    if group:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-    child.kill()
-    os._exit(1)
-
-signal.signal(signal.SIGTERM, stop)
-if not sys.platform.startswith("linux"):
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        stop()
-    threading.Thread(target=watch, daemon=True).start()
-sys.exit(child.wait())
-"""
 
 _NAME_RE = re.compile(r"[A-Za-z_][\w-]*")
 _IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
@@ -140,7 +97,9 @@ class MCPToolset(Action):
         files_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if (command is None) == (url is None):
-            raise ValueError("MCPToolset needs exactly one of command=[...] (stdio) or url=... (streamable HTTP)")
+            raise ValueError(
+                "MCPToolset needs exactly one of command=[...] (stdio) or url=... (streamable HTTP)"
+            )
         if command is not None and (isinstance(command, str) or not command):
             raise ValueError("command must be a non-empty list: the program and its arguments")
         if name is not None and not _NAME_RE.fullmatch(name):
@@ -164,7 +123,7 @@ class MCPToolset(Action):
         self._server_info: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._runtime_dir: Path | None = None  # the server's log and pid files
         self._connections = 0
@@ -247,7 +206,7 @@ class MCPToolset(Action):
         future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
         try:
             return future.result(timeout)
-        except TimeoutError as exc:  # the SDK hung past every limit of its own
+        except concurrent.futures.TimeoutError as exc:  # the SDK hung past every limit of its own
             future.cancel()
             raise ActionError(f"the MCP server {self._label()} did not answer") from exc
 
@@ -265,14 +224,16 @@ class MCPToolset(Action):
 
                 # The loop's thread starts the server: it must live as long as the server does, since
                 # PR_SET_PDEATHSIG fires when the thread that forked the guard ends.
-                self._thread = threading.Thread(target=run, name=f"inkagent-mcp-{self._name or 'server'}", daemon=True)
+                self._thread = threading.Thread(
+                    target=run, name=f"inkagent-mcp-{self._name or 'server'}", daemon=True
+                )
                 self._thread.start()
                 ready.wait()
                 self._loop = loop
             return self._loop
 
     # -- the connection (on the toolset's loop) -------------------------------------------------
-    async def _connected(self) -> _Connection:
+    async def _connected(self) -> Connection:
         if self._connect_lock is None:
             self._connect_lock = asyncio.Lock()
         async with self._connect_lock:
@@ -280,12 +241,23 @@ class MCPToolset(Action):
             if connection is not None and not connection.lost.is_set() and connection.server_alive():
                 return connection
             if connection is not None:
-                logger.warning("MCP server %s stopped (%s); starting it again", self._label(), self._log_tail())
+                logger.warning(
+                    "MCP server %s stopped (%s); starting it again", self._label(), self._log_tail()
+                )
                 await connection.stop()
             self._connections += 1
             pid_file = None if self.url is not None else self._runtime() / f"server-{self._connections}.pid"
-            self._connection = await _Connection.open(self, self._transport(pid_file), pid_file)
-            return self._connection
+            self._connection = connection = Connection(
+                self._transport(pid_file), pid_file, self._on_tools_changed
+            )
+            try:
+                await connection.open(self.startup_timeout_s)
+            except ActionError as exc:
+                raise ActionError(
+                    f"cannot connect to the MCP server {self._label()}: {exc}; {self._log_tail()}"
+                ) from exc
+            self._server_info = connection.server_info
+            return connection
 
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
@@ -348,32 +320,21 @@ class MCPToolset(Action):
     def _transport(self, pid_file: Path | None) -> Any:
         """The SDK transport for this server (an async context manager of a stream pair)."""
         if self.url is not None:
-            import httpx2
-            from mcp.client.streamable_http import streamable_http_client
-
-            headers = {**self.headers, **{header: os.environ[var] for header, var in self.headers_env.items()
-                                          if var in os.environ}}
             missing = self._missing_env()
             if missing:
                 raise ActionError(missing)
-            http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
-            return _owning(streamable_http_client(self.url, http_client=http), http)
-        from mcp.client.stdio import StdioServerParameters, stdio_client
-
+            secrets = {header: os.environ[var] for header, var in self.headers_env.items()}
+            return http_transport(self.url, {**self.headers, **secrets})
         assert self.command is not None and pid_file is not None
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-c", _GUARD, str(os.getpid()), str(pid_file), *self.command],
-            env=self.env,
-            cwd=self.cwd,
-        )
-        return _logging_stdio(stdio_client, params, self._runtime() / "server.log")
+        return stdio_transport(self.command, self.env, self.cwd, pid_file, self._runtime() / "server.log")
 
     def _missing_env(self) -> str:
         missing = [var for var in self.headers_env.values() if var not in os.environ]
         if not missing:
             return ""
-        return f"environment variable {', '.join(missing)} is not set (named in headers_env of {self._label()})"
+        return (
+            f"environment variable {', '.join(missing)} is not set (named in headers_env of {self._label()})"
+        )
 
     def _label(self) -> str:
         target = self.url or " ".join(self.command or [])
@@ -459,176 +420,6 @@ def _call_with(toolset: MCPToolset, tool: str, arguments: dict[str, Any]) -> Act
 
 def _error(message: str, error_type: str = "tool_error") -> ActionResult:
     return ActionResult(name="", error=message, error_type=error_type)
-
-
-class _Connection:
-    """One live session with the server, held open by a task of the toolset's loop."""
-
-    def __init__(self, pid_file: Path | None) -> None:
-        self.pid_file = pid_file
-        self.client: Any = None
-        self.lost = asyncio.Event()  # the server's stream ended (it exited, or HTTP went away)
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def server_alive(self) -> bool:
-        """Whether a stdio server's process still runs (its exit may not have reached the pipe yet)."""
-        try:
-            pid = int(self.pid_file.read_text()) if self.pid_file is not None else None
-        except (OSError, ValueError):
-            return True  # not written yet, or an HTTP server: the connection tells
-        return pid is None or _process_alive(pid)
-
-    @classmethod
-    async def open(cls, toolset: MCPToolset, transport: Any, pid_file: Path | None) -> _Connection:
-        from mcp import Client
-        from mcp_types import Implementation, ToolListChangedNotification
-
-        from .. import __version__
-
-        self = cls(pid_file)
-        ready: asyncio.Future = asyncio.get_running_loop().create_future()
-
-        async def on_message(message: Any) -> None:
-            if isinstance(message, ToolListChangedNotification):
-                toolset._on_tools_changed()
-
-        async def hold() -> None:
-            try:
-                async with Client(
-                    _watched(transport, self.lost),
-                    mode="legacy",
-                    message_handler=on_message,
-                    client_info=Implementation(name="inkagent", version=__version__),
-                    cache=None,
-                ) as client:
-                    self.client = client
-                    toolset._server_info = client.server_info
-                    ready.set_result(None)
-                    stop = asyncio.ensure_future(self._stop.wait())
-                    lost = asyncio.ensure_future(self.lost.wait())
-                    try:
-                        await asyncio.wait([stop, lost], return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        stop.cancel()
-                        lost.cancel()
-            except BaseException as exc:
-                if not ready.done():
-                    ready.set_exception(exc)
-                elif not isinstance(exc, asyncio.CancelledError):
-                    logger.debug("MCP connection %s ended", toolset._label(), exc_info=True)
-            finally:
-                self.lost.set()
-
-        self._task = asyncio.ensure_future(hold())
-        try:
-            await asyncio.wait_for(asyncio.shield(ready), toolset.startup_timeout_s)
-        except BaseException as exc:
-            await self.stop()
-            reason = (
-                f"no answer within {toolset.startup_timeout_s:g} s"
-                if isinstance(exc, TimeoutError | asyncio.TimeoutError)
-                else _reason(exc)
-            )
-            raise ActionError(f"cannot connect to the MCP server {toolset._label()}: {reason}; {toolset._log_tail()}") from exc
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), _STOP_TIMEOUT_S)
-            except (asyncio.TimeoutError, TimeoutError):
-                task.cancel()
-            except Exception:
-                logger.debug("closing an MCP connection failed", exc_info=True)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, dead but not yet reaped by the guard, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): signal 0 is all there is
-    state = re.search(r"\)\s+(\S)", stat)  # after "pid (comm)": the state letter
-    return state is None or state.group(1) not in "ZX"
-
-
-def _reason(exc: BaseException) -> str:
-    inner = getattr(exc, "exceptions", None)  # an exception group (anyio task groups raise them)
-    if isinstance(inner, tuple | list) and inner:
-        return "; ".join(_reason(e) for e in inner)
-    return f"{type(exc).__name__}: {exc}"
-
-
-@asynccontextmanager
-async def _watched(transport: Any, lost: asyncio.Event):
-    """`transport`, with `lost` set as soon as the server's stream ends."""
-    async with transport as (read_stream, write_stream):
-        yield _WatchedStream(read_stream, lost), write_stream
-    lost.set()
-
-
-class _WatchedStream:
-    """A read stream that sets `lost` when it ends (the SDK then fails the calls in flight)."""
-
-    def __init__(self, inner: Any, lost: asyncio.Event) -> None:
-        self._inner, self._lost = inner, lost
-
-    def __getattr__(self, name: str) -> Any:  # last_context and the like
-        return getattr(self._inner, name)
-
-    async def receive(self) -> Any:
-        try:
-            return await self._inner.receive()
-        except Exception:
-            self._lost.set()
-            raise
-
-    def __aiter__(self) -> _WatchedStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        import anyio
-
-        try:
-            return await self.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
-            raise StopAsyncIteration from exc
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _WatchedStream:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        self._lost.set()
-        return await self._inner.__aexit__(*exc)
-
-
-@asynccontextmanager
-async def _owning(transport: Any, http: Any):
-    """`transport`, closing the HTTP client it was given when it ends."""
-    async with http:
-        async with transport as streams:
-            yield streams
-
-
-@asynccontextmanager
-async def _logging_stdio(stdio_client: Any, params: Any, log_path: Path):
-    """The SDK's stdio transport, with the server's stderr appended to `log_path`."""
-    with open(log_path, "a", encoding="utf-8") as log:
-        async with stdio_client(params, errlog=log) as streams:
-            yield streams
 
 
 # -- argument checking ----------------------------------------------------------------------------

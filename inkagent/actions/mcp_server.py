@@ -70,7 +70,9 @@ def to_call_tool_result(result: ActionResult) -> Any:
     import mcp_types as types
 
     if not result.ok:
-        return types.CallToolResult(content=[types.TextContent(type="text", text=result.error or "")], is_error=True)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=result.error or "")], is_error=True
+        )
     content: list[Any] = []
     notes: list[str] = []
     for file in result.files:

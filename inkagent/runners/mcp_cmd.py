@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("config", help="YAML config file: its actions, mcp_servers and interpreter are served")
     serve.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at http://HOST:PORT/mcp")
-    serve.add_argument("--name", default="inkagent", help="the server name MCP clients see (default: inkagent)")
+    serve.add_argument(
+        "--name", default="inkagent", help="the server name MCP clients see (default: inkagent)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,15 +47,22 @@ def run(args: argparse.Namespace) -> int:
         if address is None:
             anyio.run(serve_stdio, server)
         else:
+
             def ready(url: str) -> None:
-                print(f"serving {len(executor.api_names())} tools over MCP at {url}", file=sys.stderr, flush=True)
+                print(
+                    f"serving {len(executor.api_names())} tools over MCP at {url}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
             anyio.run(serve_http, server, *address, ready)
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # the port is taken, the host is not ours
-        print(f"error: {ConfigError(f'cannot serve on {args.http}: {exc.strerror or exc}', key='--http')}",
-              file=sys.stderr)
+        print(
+            f"error: {ConfigError(f'cannot serve on {args.http}: {exc.strerror or exc}', key='--http')}",
+            file=sys.stderr,
+        )
         return 2
     finally:
         executor.close()
@@ -76,7 +85,9 @@ def build_executor(path: str):
     actions += build_mcp_toolsets(config)
     section = config.agent
     try:
-        return ActionExecutor(actions, timeout_s=section.tool_timeout_s, max_output_chars=section.max_output_chars)
+        return ActionExecutor(
+            actions, timeout_s=section.tool_timeout_s, max_output_chars=section.max_output_chars
+        )
     except ValueError as exc:  # two actions with one name
         for action in actions:
             if callable(getattr(action, "close", None)):
