@@ -144,3 +144,14 @@ def test_serve_refuses_a_bad_address_and_a_bad_config(config, tmp_path):
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
     proc = run_cli("mcp", "serve", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+
+
+def test_the_cli_and_configs_import_no_mcp_until_a_server_is_used(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("llm: {type: ScriptedLLM}\nmcp_servers: [{name: files, command: [my-server]}]\n")
+    code = ("import sys, inkagent.cli as c; c.build_parser().format_help(); "
+            "from inkagent.runners.config import load_config; load_config(sys.argv[1]); "
+            "from inkagent.actions import MCPToolset; MCPToolset(command=['x']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'mcp_types', 'jsonschema', 'httpx2'}))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -143,8 +143,9 @@ class MCPToolset(Action):
 
     @property
     def call_timeout_s(self) -> float:  # type: ignore[override]
-        """The executor's backstop: this toolset enforces `timeout_s` itself (and cancels on the server)."""
-        return float("inf") if self.timeout_s is None else self.timeout_s + 5.0
+        """None from the executor: this toolset enforces `timeout_s` itself, cancelling on the server, and
+        a call then runs on the caller's thread (no hand-off to a worker before the one to the loop)."""
+        return float("inf")
 
     @property
     def tools_changed(self) -> bool:
