@@ -191,6 +191,7 @@ def test_actions_command_lists_the_servers_tools(tmp_path, marks):
     assert proc.returncode == 0, proc.stderr
     entries = {e["name"]: e for e in json.loads(proc.stdout)}
     assert "Weather" in entries and "(MCP server)" in entries["demo"]["origin"]
+    assert entries["demo"]["description"] == "Tools for the inkagent tests."  # the server's instructions
     apis = {api["name"]: api for api in entries["demo"]["apis"]}
     assert {"demo.shout", "demo.picture", "demo.fail", "demo.slow"} <= set(apis)
     assert apis["demo.shout"]["parameters"]["properties"]["text"]["type"] == "string"

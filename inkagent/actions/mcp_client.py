@@ -80,7 +80,6 @@ class MCPToolset(Action):
         ActionError: (on first use) the server cannot be started or reached.
     """
 
-    description: ClassVar[str] = "Tools of an MCP server."
 
     def __init__(
         self,
@@ -120,7 +119,8 @@ class MCPToolset(Action):
         self._loop_lock = threading.Lock()
         self._tools: list[Any] | None = None  # the server's `Tool`s, as last listed
         self._tools_changed = False
-        self._server_info: Any = None
+        self._server_info: Any = None  # what the server said about itself in the handshake
+        self._instructions: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
@@ -140,6 +140,13 @@ class MCPToolset(Action):
             reported = getattr(self._server_info, "name", "") or "mcp"
             self._name = re.sub(r"\W", "_", reported).strip("_") or "mcp"
         return self._name
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        """The server's own description (or its instructions) once connected."""
+        info = self._server_info
+        told = getattr(info, "description", None) or self._instructions or getattr(info, "title", None)
+        return told or f"Tools of the MCP server {self._label()}."
 
     @property
     def call_timeout_s(self) -> float:  # type: ignore[override]
@@ -257,7 +264,7 @@ class MCPToolset(Action):
                 raise ActionError(
                     f"cannot connect to the MCP server {self._label()}: {exc}; {self._log_tail()}"
                 ) from exc
-            self._server_info = connection.server_info
+            self._server_info, self._instructions = connection.server_info, connection.instructions
             return connection
 
     async def _disconnect(self) -> None:

@@ -87,6 +87,7 @@ class Connection:
         self.on_tools_changed = on_tools_changed
         self.client: Any = None
         self.server_info: Any = None
+        self.instructions: str | None = None
         self.lost = asyncio.Event()  # the server's stream ended (it exited, or HTTP went away)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -122,6 +123,7 @@ class Connection:
                     cache=None,
                 ) as client:
                     self.client, self.server_info = client, client.server_info
+                    self.instructions = client.instructions
                     ready.set_result(None)
                     stop = asyncio.ensure_future(self._stop.wait())
                     lost = asyncio.ensure_future(self.lost.wait())

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ACTION",
         help="action names or import paths (`pkg.module:Name`, `./file.py:Name`); default: all",
     )
-    parser.add_argument("--config", help="list the actions (and interpreter) of this config file")
+    parser.add_argument(
+        "--config", help="list the actions, MCP servers' tools (servers start for a moment) and interpreter of a config"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list (with full JSON Schemas)")
 
 
