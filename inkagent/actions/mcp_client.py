@@ -12,8 +12,8 @@ Arguments are checked against that schema (jsonschema) before anything is sent. 
 and embedded resources become an `ActionResult` (images and binary resources saved as files).
 
 Built on the official `mcp` SDK (imported only here, when a toolset connects). The SDK is asynchronous:
-each toolset runs one event loop on a thread of its own, and the executor's worker threads hand calls to
-it. The connection uses the initialize handshake (protocol 2025-11-25), which every server speaks and
+each toolset runs one event loop on a thread of its own, and the thread that calls a tool hands the call
+to it and waits. The connection uses the initialize handshake (protocol 2025-11-25), which every server speaks and
 which carries `notifications/tools/list_changed` and `notifications/cancelled`.
 
 Lifecycle: a stdio server starts when the toolset first connects (an executor lists the tools as the
@@ -79,7 +79,6 @@ class MCPToolset(Action):
         ValueError: neither or both of `command` and `url`, or a bad `name`.
         ActionError: (on first use) the server cannot be started or reached.
     """
-
 
     def __init__(
         self,
@@ -204,7 +203,14 @@ class MCPToolset(Action):
         with self._lock:
             if self._tools is None or self._tools_changed:
                 self._tools_changed = False
-                self._tools = self._submit(self._list_tools(), self.startup_timeout_s + 30.0)
+                try:
+                    self._tools = self._submit(self._list_tools(), self.startup_timeout_s + 30.0)
+                except ActionError:
+                    raise
+                except Exception as exc:  # an error answer, a connection lost while listing
+                    raise ActionError(
+                        f"listing the tools of the MCP server {self._label()} failed: {exc}"
+                    ) from exc
             return self._tools
 
     def _submit(self, coro: Any, timeout: float | None) -> Any:
@@ -305,8 +311,9 @@ class MCPToolset(Action):
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED or connection.lost.is_set():
                 if self.url is not None:
-                    what = "the connection to the MCP server {} was lost during the call to {}; {}".format(
-                        self._label(), label, "it is opened again for the next call"
+                    what = (
+                        f"the connection to the MCP server {self._label()} was lost during the call to {label}; "
+                        "it is opened again for the next call"
                     )
                 else:
                     what = (
