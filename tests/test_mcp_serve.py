@@ -83,7 +83,7 @@ def config(tmp_path) -> Path:
 
 
 async def exercise(server, tmp_path: Path) -> dict:
-    from mcp import Client
+    from mcp import Client, MCPError
 
     async with Client(server) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
@@ -93,8 +93,13 @@ async def exercise(server, tmp_path: Path) -> dict:
         refused = await client.call_tool("Notebook.read", {"last": 0})
         invalid = await client.call_tool("convert", {"amount": "lots"})
         sketch = await client.call_tool("Notebook.sketch", {"directory": str(tmp_path)})
+        try:
+            await client.call_tool("nope", {})
+            unknown = None
+        except MCPError as exc:  # a protocol error, as the MCP spec asks for an unknown tool
+            unknown = exc.message
     return {"listed": listed, "converted": converted, "wrote": wrote, "read": read, "refused": refused,
-            "invalid": invalid, "sketch": sketch}
+            "invalid": invalid, "sketch": sketch, "unknown": unknown}
 
 
 def check(outcome: dict, config: Path, extra: frozenset = frozenset()) -> None:
@@ -110,6 +115,7 @@ def check(outcome: dict, config: Path, extra: frozenset = frozenset()) -> None:
     assert json.loads(outcome["read"].content[0].text) == ["hello"]
     assert outcome["refused"].is_error and "last must be at least 1" in outcome["refused"].content[0].text
     assert outcome["invalid"].is_error and "amount" in outcome["invalid"].content[0].text
+    assert "Unknown tool 'nope'" in outcome["unknown"] and "Notebook.write" in outcome["unknown"]
     text, image = outcome["sketch"].content
     assert text.text == "a green sketch" and image.mime_type == "image/png"
     assert base64.b64decode(image.data)[:8] == b"\x89PNG\r\n\x1a\n"
