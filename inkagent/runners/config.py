@@ -251,7 +251,12 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
     interpreter_executor = None
     if config.interpreter is not None:
         component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))
-        interpreter = _build(component, action_names(), config, "interpreter")
+        try:
+            interpreter = _build(component, action_names(), config, "interpreter")
+        except BaseException:
+            if plugin_executor is not None:  # MCP servers were started: stop them
+                plugin_executor.close()
+            raise
         # the interpreter enforces its own time limit (and restarts its kernel); no second one here
         interpreter_executor = ActionExecutor([interpreter], timeout_s=None, max_output_chars=section.max_output_chars)
     protocol = Internlm2Protocol(
