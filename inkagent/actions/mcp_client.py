@@ -255,9 +255,7 @@ class MCPToolset(Action):
             if connection is not None and not connection.lost.is_set() and connection.server_alive():
                 return connection
             if connection is not None:
-                logger.warning(
-                    "MCP server %s stopped (%s); starting it again", self._label(), self._log_tail()
-                )
+                logger.warning("MCP server %s went away%s; connecting again", self._label(), self._log_tail())
                 await connection.stop()
             self._connections += 1
             pid_file = None if self.url is not None else self._runtime() / f"server-{self._connections}.pid"
@@ -268,7 +266,7 @@ class MCPToolset(Action):
                 await connection.open(self.startup_timeout_s)
             except ActionError as exc:
                 raise ActionError(
-                    f"cannot connect to the MCP server {self._label()}: {exc}; {self._log_tail()}"
+                    f"cannot connect to the MCP server {self._label()}: {exc}{self._log_tail()}"
                 ) from exc
             self._server_info, self._instructions = connection.server_info, connection.instructions
             return connection
@@ -297,7 +295,7 @@ class MCPToolset(Action):
         try:
             connection = await self._connected()  # a server found dead is restarted: the call was never sent
         except ActionError as exc:
-            return _error(f"{self._label()} is not available: {exc}")
+            return _error(str(exc))
         label = f"{self._name or 'mcp'}.{tool}"
         try:
             with anyio.fail_after(self.timeout_s):
@@ -311,16 +309,14 @@ class MCPToolset(Action):
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED or connection.lost.is_set():
                 if self.url is not None:
-                    what = (
-                        f"the connection to the MCP server {self._label()} was lost during the call to {label}; "
-                        "it is opened again for the next call"
-                    )
+                    what = f"the connection to the MCP server {self._label()} was lost during the call to {label}"
+                    again = "It is opened again for the next call"
                 else:
                     what = (
-                        f"the MCP server {self._label()} stopped during the call to {label} "
-                        f"({self._log_tail()}); it is started again for the next call"
+                        f"the MCP server {self._label()} stopped during the call to {label}{self._log_tail()}"
                     )
-                return _error(f"{what}. The call was not repeated, since it may have taken effect.")
+                    again = "It is started again for the next call"
+                return _error(f"{what}. {again}; this call was not repeated, since it may have taken effect.")
             return _error(f"{label} failed: {exc}")
         except Exception as exc:  # a transport failure (HTTP errors, a malformed reply)
             logger.debug("MCP call %s failed", label, exc_info=True)
@@ -356,13 +352,14 @@ class MCPToolset(Action):
         return f"'{self._name}' ({target})" if self._name else f"({target})"
 
     def _log_tail(self, chars: int = 600) -> str:
-        if self._runtime_dir is None:
-            return "no log"
+        """`; <what a stdio server last wrote on stderr>`, to append to an error ("" for HTTP)."""
+        if self.url is not None or self._runtime_dir is None:
+            return ""
         try:
             text = (self._runtime_dir / "server.log").read_text(encoding="utf-8", errors="replace").strip()
         except OSError:
             text = ""
-        return f"its last output: {text[-chars:]}" if text else "it wrote nothing to stderr"
+        return f"; its last output: {text[-chars:]}" if text else "; it wrote nothing to stderr"
 
     def _on_tools_changed(self) -> None:
         self._tools_changed = True
