@@ -166,19 +166,27 @@ def test_the_server_dies_with_the_agent_even_after_sigkill(marks, tmp_path):
     assert not alive
 
 
-def test_config_errors_name_the_server_entry(tmp_path, monkeypatch):
-    def run_with(servers) -> subprocess.CompletedProcess:
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump({"llm": {"type": "ScriptedLLM"}, "mcp_servers": servers}))
-        return run_cli("run", str(path), "--task", "x")
+def test_config_errors_name_the_server_entry(tmp_path):
+    from inkagent.errors import ConfigError
+    from inkagent.runners.config import build_agent, load_config
 
-    proc = run_with([{"name": "a", "command": ["x"], "url": "http://127.0.0.1:1/mcp"}])
-    assert proc.returncode == 2 and "mcp_servers[0]" in proc.stderr and "either command" in proc.stderr
-    proc = run_with([{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}])
-    assert proc.returncode == 2 and "two MCP servers are named 'a'" in proc.stderr
-    proc = run_with([{"name": "s", "url": "http://127.0.0.1:1/mcp", "headers_env": {"Authorization": "NO_SUCH_TOKEN_VAR"}}])
-    assert proc.returncode == 2 and "mcp_servers[0].headers_env" in proc.stderr and "NO_SUCH_TOKEN_VAR" in proc.stderr
-    proc = run_with([{"name": "gone", "command": [sys.executable, "-c", "import sys; sys.exit('no such server')"]}])
+    path = tmp_path / "config.yaml"
+
+    def error_of(servers) -> str:
+        path.write_text(yaml.safe_dump({"llm": {"type": "ScriptedLLM"}, "mcp_servers": servers}))
+        with pytest.raises(ConfigError) as caught:
+            build_agent(load_config(path))
+        return str(caught.value)
+
+    message = error_of([{"name": "a", "command": ["x"], "url": "http://127.0.0.1:1/mcp"}])
+    assert f"{path}: mcp_servers[0]" in message and "either command" in message
+    assert "two MCP servers are named 'a'" in error_of([{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}])
+    message = error_of([{"name": "s", "url": "http://127.0.0.1:1/mcp", "headers_env": {"Authorization": "NO_SUCH_VAR"}}])
+    assert "mcp_servers[0].headers_env" in message and "NO_SUCH_VAR" in message
+    # a server that cannot start: exit code 2 and its own words, no traceback
+    path.write_text(yaml.safe_dump({"llm": {"type": "ScriptedLLM"}, "mcp_servers": [
+        {"name": "gone", "command": [sys.executable, "-c", "import sys; sys.exit('no such server')"]}]}))
+    proc = run_cli("run", str(path), "--task", "x")
     assert proc.returncode == 2 and "mcp_servers[0]" in proc.stderr and "no such server" in proc.stderr
     assert "Traceback" not in proc.stderr
 
