@@ -2,7 +2,7 @@
 
 `python mcp_demo_server.py` serves over stdio; `python mcp_demo_server.py --http` serves streamable HTTP
 on a free loopback port and prints `PORT <n>` once it listens. `DEMO_MARKS` names a directory where
-the server leaves marks the tests read (its pid, a cancelled call).
+the server leaves marks the tests read (its pid, a cancelled call); without it, it leaves none.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from mcp_types import EmbeddedResource, TextResourceContents
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAD0lEQVR4nGP4z8DAwPAfAAcAAf9+CLHQAAAAAElFTkSuQmCC"
 )
-MARKS = Path(os.environ.get("DEMO_MARKS", "."))
+MARKS = Path(os.environ["DEMO_MARKS"]) if os.environ.get("DEMO_MARKS") else None
 server = MCPServer("demo", instructions="Tools for the inkagent tests.")
 
 
 def mark(name: str, text: str) -> None:
-    (MARKS / name).write_text(text)
+    if MARKS is not None:
+        (MARKS / name).write_text(text)
 
 
 @server.tool()
