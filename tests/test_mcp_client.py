@@ -120,14 +120,16 @@ def test_a_dead_server_is_restarted_and_a_call_in_flight_is_not_repeated(marks):
         executor = ActionExecutor([toolset])
         first = int(executor.run(ToolCall(name="demo.pid")).output)
         crashed = executor.run(ToolCall(name="demo.crash"))
-        assert crashed.error_type == "tool_error"
-        assert "stopped during the call to demo.crash" in crashed.error and "not repeated" in crashed.error
-        second = int(executor.run(ToolCall(name="demo.pid")).output)
+        assert crashed.error_type == "tool_error", crashed
+        assert "stopped during the call to demo.crash" in crashed.error and "not repeated" in crashed.error, crashed
+        second = executor.run(ToolCall(name="demo.pid"))
+        assert second.ok, second
+        second = int(second.output)
         assert second != first and not psutil.pid_exists(first)
         psutil.Process(second).kill()  # dies between calls: the next call was never sent, so it runs
         psutil.Process(second).wait(10)
         result = executor.run(ToolCall(name="demo.shout", arguments={"text": "again"}))
-        assert result.ok and result.output == "AGAIN"
+        assert result.ok and result.output == "AGAIN", result
 
 
 def test_tools_list_changed_refreshes_the_tool_list_between_turns(marks):

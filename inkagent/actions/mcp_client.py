@@ -306,22 +306,23 @@ class MCPToolset(Action):
                 "the server was told to cancel it (notifications/cancelled).",
                 "timeout",
             )
-        except MCPError as exc:
-            if exc.code == CONNECTION_CLOSED or connection.lost.is_set():
-                if self.url is not None:
-                    what = f"the connection to the MCP server {self._label()} was lost during the call to {label}"
-                    again = "It is opened again for the next call"
-                else:
-                    what = (
-                        f"the MCP server {self._label()} stopped during the call to {label}{self._log_tail()}"
-                    )
-                    again = "It is started again for the next call"
-                return _error(f"{what}. {again}; this call was not repeated, since it may have taken effect.")
-            return _error(f"{label} failed: {exc}")
-        except Exception as exc:  # a transport failure (HTTP errors, a malformed reply)
+        except Exception as exc:  # an error answer, the connection lost, a transport failure
+            closed = isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED
+            if closed or connection.lost.is_set() or not connection.server_alive():
+                return _error(self._lost_during(label))
             logger.debug("MCP call %s failed", label, exc_info=True)
-            return _error(f"{label} failed: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, MCPError) else f"{type(exc).__name__}: {exc}"
+            return _error(f"{label} failed: {reason}")
         return self._to_result(label, result)
+
+    def _lost_during(self, label: str) -> str:
+        if self.url is not None:
+            what = f"the connection to the MCP server {self._label()} was lost during the call to {label}"
+            again = "It is opened again for the next call"
+        else:
+            what = f"the MCP server {self._label()} stopped during the call to {label}{self._log_tail()}"
+            again = "It is started again for the next call"
+        return f"{what}. {again}; this call was not repeated, since it may have taken effect."
 
     def _runtime(self) -> Path:
         if self._runtime_dir is None:
