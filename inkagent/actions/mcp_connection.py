@@ -34,6 +34,22 @@ _STOP_TIMEOUT_S = 10.0
 _GUARD = """\
 import os, signal, subprocess, sys, threading, time
 parent, pid_file = int(sys.argv[1]), sys.argv[2]
+child = None
+
+def stop(*_):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    group = os.getpgrp() == os.getpid()
+    try:
+        os.killpg(os.getpgrp(), signal.SIGTERM) if group else child and child.terminate()
+        child and child.wait(timeout=2)
+    except Exception:
+        pass
+    if group:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    child and child.kill()
+    os._exit(1)
+
+signal.signal(signal.SIGTERM, stop)
 if sys.platform.startswith("linux"):
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -46,21 +62,6 @@ except OSError as exc:
     sys.exit(127)
 with open(pid_file, "w") as f:
     f.write(str(child.pid))
-
-def stop(*_):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    group = os.getpgrp() == os.getpid()
-    try:
-        os.killpg(os.getpgrp(), signal.SIGTERM) if group else child.terminate()
-        child.wait(timeout=2)
-    except Exception:
-        pass
-    if group:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-    child.kill()
-    os._exit(1)
-
-signal.signal(signal.SIGTERM, stop)
 if not sys.platform.startswith("linux"):
     def watch():
         while os.getppid() == parent:
