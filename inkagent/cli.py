@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "inkagent.runners.convert_cmd",
         "write an InternLM2 / InternLM2.5 checkpoint as a standard Llama checkpoint",
     ),
+    "mcp": ("inkagent.runners.mcp_cmd", "serve a config's actions as an MCP server (mcp serve CONFIG)"),
 }
 
 

@@ -94,10 +94,32 @@ class ActionExecutor:
             del self._apis[api_name]
 
     def specs(self) -> list[ToolSpec]:
-        """What the model is told about each API."""
+        """What the model is told about each API (read at the start of each turn)."""
+        self._rebind_changed()
         if self._specs is None:
             self._specs = [bound.spec for bound in self._apis.values()]
         return list(self._specs)
+
+    def _rebind_changed(self) -> None:
+        """Bind again the actions whose tools changed since they were bound (an MCP server's
+        `notifications/tools/list_changed` sets `tools_changed`). Runs as the tool list is read, so a
+        new list takes effect between turns, never under the calls of one."""
+        for name, action in list(self.actions.items()):
+            if getattr(action, "tools_changed", False) is not True:
+                continue
+            try:
+                apis = bind_apis(action)
+            except Exception:
+                logger.warning("listing the tools of %s again failed; keeping the old list", name, exc_info=True)
+                continue
+            for api_name in [n for n, bound in self._apis.items() if bound.owner is action]:
+                del self._apis[api_name]
+            for bound in apis:
+                if bound.spec.name in self._apis:
+                    logger.warning("%s: a tool named %r exists already; the new one is left out", name, bound.spec.name)
+                    continue
+                self._apis[bound.spec.name] = bound
+            self._specs = None
 
     def action_names(self, only_enable: bool = True) -> list[str]:
         """The actions' names (lagent's method: only enabled ones unless `only_enable=False`)."""
@@ -342,3 +364,29 @@ def _describe_param(name: str, prop: dict[str, Any], spec: ToolSpec) -> str:
     required = name in spec.parameters.get("required", [])
     return f"{name} ({kind}{', required' if required else ''})"
 
+
+
+def agent_tools(agent: Any) -> list[dict[str, Any]]:
+    """Every tool an agent offers its model now, for tool lists in UIs (REPL, web page).
+
+    Returns dicts `{"name", "description", "parameters" (JSON Schema), "source", "kind"}`: `source` is
+    the action the tool belongs to (for an MCP server's tool, the server's name) and `kind` is `plugin`,
+    `mcp` or `interpreter`. Plugins come first, then the interpreter; an MCP server's latest tool list
+    (after `tools/list_changed`) is what is shown.
+    """
+    from .mcp_client import MCPToolset
+
+    tools = []
+    for attribute, kind in (("plugin_executor", "plugin"), ("interpreter_executor", "interpreter")):
+        executor = getattr(agent, attribute, None)
+        if not isinstance(executor, ActionExecutor):
+            continue
+        owners = {id(action): name for name, action in executor.actions.items()}
+        for spec in executor.specs():
+            owner = executor._apis[spec.name].owner
+            tools.append({
+                **spec.model_dump(),
+                "source": owners.get(id(owner), spec.name),
+                "kind": "mcp" if isinstance(owner, MCPToolset) else kind,
+            })
+    return tools

@@ -32,6 +32,9 @@ config keys (ready configs in configs/):
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
                config), or {type: ..., its arguments}
   interpreter  {type: IPythonInterpreter, timeout_s: 20, ...}; omit for no code interpreter
+  mcp_servers  MCP servers whose tools become actions <name>.<tool>: a list of
+               {name, command: [...], env: {...}} (stdio) or {name, url, headers_env: {HEADER: ENV_VAR}}
+               (streamable HTTP); optional cwd, timeout_s, files_dir (relative to the config)
   task         the task when --task is not given
   trace        where the JSON-lines trace goes (default runs/<time>.trace.jsonl); see `inkagent trace show`
 
