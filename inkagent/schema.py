@@ -10,6 +10,7 @@ import enum
 import itertools
 import os
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,7 @@ class Message(BaseModel):
     content: str = ""
     name: str | None = None  # "plugin" / "interpreter" for tool prompts and tool results
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None  # on a tool result: the id of the call it answers (OpenAI `tool` messages)
 
 
 class ActionResult(BaseModel):
@@ -201,6 +203,21 @@ class ParsedTurn(BaseModel):
     @property
     def is_answer(self) -> bool:
         return not self.calls and not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a natively streamed tool call (an OpenAI `choices[].delta.tool_calls[]` entry).
+
+    Chat-API backends yield these between text deltas (`str`); pieces with the same `index` belong to one
+    call: `id` and `name` arrive first, `arguments` is a JSON text sent in fragments that are joined.
+    Source: the OpenAI chat completions streaming format (`ChatCompletionChunk`).
+    """
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
 
 
 class ToolSpec(BaseModel):
