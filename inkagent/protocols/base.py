@@ -104,7 +104,7 @@ def load_json(text: str) -> tuple[Any, str | None]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        return None, f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})"
     except RecursionError:
         return None, f"nested too deeply (more than {MAX_ARGUMENT_DEPTH} levels)"
     except ValueError as exc:  # int max str digits, and friends
