@@ -19,6 +19,7 @@ bytes, becomes text, a call or a `CallInvalid` whose message goes back to the mo
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -397,3 +398,64 @@ def openai_delta(call: dict[str, Any], index: int) -> ToolCallDelta:
         name=str(function.get("name") or ""),
         arguments=arguments,
     )
+
+
+class MarkerScanner:
+    """Splits streamed text into plain text and marker strings, holding back a tail that could be the
+    start of a marker. `feed()` / `close()` return `(is_marker, text)` pairs in order."""
+
+    def __init__(self, markers: Iterable[str]) -> None:
+        ordered = sorted(set(markers), key=len, reverse=True)
+        self._re = re.compile("|".join(re.escape(m) for m in ordered))
+        self._prefixes = frozenset(m[:i] for m in ordered for i in range(1, len(m)))
+        self._longest = max(len(m) for m in ordered)
+        self._buffer = ""
+
+    def feed(self, text: str) -> list[tuple[bool, str]]:
+        self._buffer += text
+        return self._scan(final=False)
+
+    def close(self) -> list[tuple[bool, str]]:
+        return self._scan(final=True)
+
+    def _scan(self, final: bool) -> list[tuple[bool, str]]:
+        out: list[tuple[bool, str]] = []
+        position = 0
+        for match in self._re.finditer(self._buffer):
+            if match.start() > position:
+                out.append((False, self._buffer[position : match.start()]))
+            out.append((True, match.group(0)))
+            position = match.end()
+        rest = self._buffer[position:]
+        keep = 0 if final else self._held_back(rest)
+        if len(rest) > keep:
+            out.append((False, rest[: len(rest) - keep]))
+        self._buffer = rest[len(rest) - keep :]
+        return out
+
+    def _held_back(self, text: str) -> int:
+        for size in range(min(self._longest - 1, len(text)), 0, -1):
+            if text[-size:] in self._prefixes:
+                return size
+        return 0
+
+
+def call_from_json(text: str, hint: str) -> tuple[str, dict[str, Any]] | str:
+    """`(name, arguments)` from a JSON call object `{"name": ..., "arguments" | "parameters": {...}}`
+    (arguments may be a JSON text, as OpenAI writes them), or the reason it is malformed (ending with `hint`)."""
+    text = text.strip()
+    if not text:
+        return f"The tool call is empty. {hint}"
+    data, problem = load_json(text)
+    if problem:
+        return f"The tool call is {problem}. {hint}"
+    if not isinstance(data, dict):
+        return f"The tool call must be a JSON object, got {type(data).__name__}. {hint}"
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return f'The tool call has no "name" (a string naming the tool). {hint}'
+    key = "arguments" if "arguments" in data else "parameters"
+    arguments = decode_arguments(data.get(key), f'"{key}" of the call to {name.strip()}')
+    if isinstance(arguments, str):
+        return f"{arguments} {hint}"
+    return name.strip(), arguments
