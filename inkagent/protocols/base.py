@@ -409,6 +409,7 @@ class MarkerScanner:
         self._re = re.compile("|".join(re.escape(m) for m in ordered))
         self._prefixes = frozenset(m[:i] for m in ordered for i in range(1, len(m)))
         self._longest = max(len(m) for m in ordered)
+        self._starts = frozenset(m[0] for m in ordered)
         self._buffer = ""
 
     def feed(self, text: str) -> list[tuple[bool, str]]:
@@ -434,6 +435,9 @@ class MarkerScanner:
         return out
 
     def _held_back(self, text: str) -> int:
+        tail = text[-(self._longest - 1) :] if self._longest > 1 else ""
+        if not any(start in tail for start in self._starts):
+            return 0
         for size in range(min(self._longest - 1, len(text)), 0, -1):
             if text[-size:] in self._prefixes:
                 return size

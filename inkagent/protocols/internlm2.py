@@ -36,6 +36,9 @@ class Internlm2Protocol(ToolProtocol):
     token spellings in `tool` are used (`start_token`, `name_map`, `end`).
     """
 
+    name = "internlm2"
+    stop_words = (IM_END,)
+
     def __init__(
         self,
         meta_prompt: str | None = None,

@@ -52,6 +52,7 @@ _MARKERS = {**_CANONICAL, **ALIASES}
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in sorted(_MARKERS, key=len, reverse=True)))
 _MAX_MARKER = max(len(m) for m in _MARKERS)
 _MARKER_PREFIXES = frozenset(m[:i] for m in _MARKERS for i in range(1, len(m)))
+_MARKER_STARTS = frozenset(m[0] for m in _MARKERS)
 _OPEN_FENCE_RE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?")
 _LINE_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
 _KIND_OF = {PLUGIN: "plugin", INTERPRETER: "interpreter"}
@@ -68,6 +69,9 @@ def normalize_special_tokens(text: str) -> str:
 
 def _held_back(text: str) -> int:
     """Length of the longest suffix of `text` that could be the start of a marker."""
+    tail = text[-(_MAX_MARKER - 1) :]
+    if not any(start in tail for start in _MARKER_STARTS):
+        return 0  # the common case, cheaply
     for size in range(min(_MAX_MARKER - 1, len(text)), 0, -1):
         if text[-size:] in _MARKER_PREFIXES:
             return size
