@@ -262,6 +262,8 @@ def test_react_answers_and_the_interpreter_and_a_made_up_response():
     assert _calls(code) == [("interpreter", "IPythonInterpreter", {"command": "print(1)"})]
     fenced = protocol.parse('Action: Weather.current\nAction Input: ```json\n{"city": "Paris"}\n```')
     assert _calls(fenced) == [("plugin", "Weather.current", {"city": "Paris"})]
+    inside = protocol.parse('Action: W\nAction Input: {"note": "Action: x Response: y", "n": 1}\n')
+    assert _calls(inside) == [("plugin", "W", {"note": "Action: x Response: y", "n": 1})]
 
 
 def test_protocols_by_name():

@@ -90,9 +90,10 @@ INPUT_HINT = 'Write the Action Input as a JSON object of the arguments, e.g. {"c
 
 
 class ReActParser(StreamParser):
-    """Fields are read as their markers arrive: Thought and Final Answer text streams out; a call is
-    complete when the next field starts or the output ends; a `Response:` field (the model imagining the
-    tool's answer) ends the turn."""
+    """Fields are read as their names arrive at the start of a line (elsewhere they are plain text, e.g.
+    inside a JSON value): Thought and Final Answer text streams out; a call is complete when the next
+    field starts or the output ends; a `Response:` field (the model imagining the tool's answer) ends
+    the turn."""
 
     def __init__(self, protocol: ReActProtocol, interpreter_name: str = DEFAULT_INTERPRETER) -> None:
         super().__init__(interpreter_name)
@@ -109,6 +110,7 @@ class ReActParser(StreamParser):
         self._input: list[str] | None = None  # its Action Input
         self._answer: list[str] | None = None  # the Final Answer
         self._done = False
+        self._line_start = True  # fields start lines
 
     def _feed_text(self, text: str) -> list[StreamItem]:
         return self._handle(self._scanner.feed(text))
@@ -127,9 +129,12 @@ class ReActParser(StreamParser):
         for is_marker, text in pieces:
             if self._done:
                 break
-            if not is_marker:
+            if not is_marker or not self._line_start:  # a field name inside a line is plain text
                 items += self._plain(text)
+                stripped = text.rstrip(" \t")
+                self._line_start = stripped.endswith("\n") or (not stripped and self._line_start)
                 continue
+            self._line_start = False
             field = self._fields[text]
             if field == "action_input":
                 if self._name is None:
