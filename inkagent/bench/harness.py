@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError, InkAgentError
 from .bfcl import MODES, NATIVE_MODES, jsonable, score
 from .datasets import BenchRecord, Suite
+from .modes import mode_hint
 from .prompts import build_request
 from .report import build_report, write_report
 
@@ -34,7 +35,7 @@ _MAX_RAW_CHARS = 8000
 class BenchOptions:
     """How to run: mode, output folder, concurrency, resume, and generation parameters."""
 
-    mode: str = "prompt"
+    mode: str = "prompt"  # `inkagent bench` passes the config's protocol (see modes.default_mode)
     out_dir: Path = Path("runs/bench")
     concurrency: int = 1
     resume: bool = False
@@ -223,6 +224,10 @@ def run_benchmark(
         "inference_errors": sum(1 for row in rows if row.get("inference_error")),
         **(meta or {}),
     }
+    hint = mode_hint(rows, options.mode)
+    if hint is not None:
+        full_meta["mode_hint"] = hint
+        logger.warning("%s", hint["message"])
     report = build_report(rows, suite=suite.name, categories=suite.categories, meta=full_meta)
     write_report(report, out)
     return report
