@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -208,6 +208,25 @@ def as_messages(steps: Iterable[Message | dict]) -> list[Message]:
             messages.append(Message(role=role, content=step.get("content", ""), name=step.get("name"),
                                     tool_call_id=step.get("tool_call_id")))
     return messages
+
+
+class ToolsCache:
+    """One rendering of a tool list (a prompt listing, OpenAI `tools`), redone only when the tools change.
+
+    Tools are compared by identity: executors hand out the same spec objects until their tools change.
+    The specs are held, so their ids cannot be reused by other objects while the entry lives.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, ...] | None = None
+        self._specs: list[Any] = []
+        self._value: Any = None
+
+    def get(self, specs: list[Any], render: Callable[[list[Any]], Any]) -> Any:
+        key = tuple(map(id, specs))
+        if key != self._key:
+            self._value, self._key, self._specs = render(specs), key, specs
+        return self._value
 
 
 # -- the parser base ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .base import (
     StreamItem,
     StreamParser,
     ToolProtocol,
+    ToolsCache,
     as_messages,
     as_tool_spec,
     call_from_json,
@@ -116,17 +117,16 @@ class HermesProtocol(ToolProtocol):
 
     def __init__(self, system_prompt: str | None = None) -> None:
         self.system_prompt = system_prompt
+        self._tools = ToolsCache()
 
     def format(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                interpreter_executor: Any = None) -> list[dict[str, Any]]:
-        specs = [as_tool_spec(s) for s in tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]]
+        tools = self._tools.get(tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1], _tools_prompt)
         messages = as_messages(list(history))
         system = self.system_prompt
         if messages and messages[0].role == "system":
             system, messages = messages[0].content, messages[1:]
-        if specs:
-            listing = "".join("\n" + json.dumps(_tool(spec), ensure_ascii=False) for spec in specs)
-            tools = TOOLS_PROMPT.format(tools=listing)
+        if tools:
             system = f"{system}\n\n{tools}" if system else tools
         out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
         for message in messages:
@@ -155,6 +155,14 @@ class HermesProtocol(ToolProtocol):
 
     def stream_parser(self, interpreter_name: str = DEFAULT_INTERPRETER) -> HermesParser:
         return HermesParser(interpreter_name)
+
+
+def _tools_prompt(specs: list[Any]) -> str:
+    """The `# Tools` part of the system message ("" without tools)."""
+    if not specs:
+        return ""
+    listing = "".join("\n" + json.dumps(_tool(as_tool_spec(spec)), ensure_ascii=False) for spec in specs)
+    return TOOLS_PROMPT.format(tools=listing)
 
 
 def _tool(spec: Any) -> dict[str, Any]:

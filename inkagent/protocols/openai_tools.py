@@ -28,6 +28,7 @@ from .base import (
     StreamItem,
     StreamParser,
     ToolProtocol,
+    ToolsCache,
     as_messages,
     as_tool_spec,
     tool_specs,
@@ -105,21 +106,18 @@ class OpenAIToolsProtocol(ToolProtocol):
         self.system_prompt = system_prompt
         self.tool_choice = tool_choice
         self._names = ToolNames()
+        self._tools = ToolsCache()
 
     # -- format --------------------------------------------------------------------------------
     def request(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                 interpreter_executor: Any = None) -> ModelRequest:
         """The OpenAI messages, the `tools` (names mapped) and `tool_choice`."""
-        specs = [as_tool_spec(s) for s in tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]]
-        names = self._names = ToolNames(spec.name for spec in specs)
+        specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
+        names, tools = self._tools.get(specs, _openai_tools)
+        self._names = names
         messages = self._messages(history, names)
-        if not specs:
+        if not tools:
             return ModelRequest(messages)
-        tools = [
-            {"type": "function",
-             "function": {"name": names.wire(s.name), "description": s.description, "parameters": s.parameters}}
-            for s in specs
-        ]  # fmt: skip
         return ModelRequest(messages, tools=tools, tool_choice=self._tool_choice(names))
 
     def format(self, history: Iterable[Message | dict], plugin_executor: Any = None,
@@ -181,3 +179,15 @@ class OpenAIToolsProtocol(ToolProtocol):
     def format_invalid(self, invalid: CallInvalid) -> Message:
         said = f" You sent: {invalid.raw[:500]}" if invalid.raw else ""
         return Message(role="environment", content=invalid.message + said, name="plugin", tool_call_id=invalid.call_id)
+
+
+def _openai_tools(specs: list[Any]) -> tuple[ToolNames, list[dict[str, Any]]]:
+    """The name mapping of the tools, and the tools in the OpenAI format (names mapped)."""
+    specs = [as_tool_spec(s) for s in specs]
+    names = ToolNames(spec.name for spec in specs)
+    tools = [
+        {"type": "function",
+         "function": {"name": names.wire(s.name), "description": s.description, "parameters": s.parameters}}
+        for s in specs
+    ]  # fmt: skip
+    return names, tools

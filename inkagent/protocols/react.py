@@ -35,6 +35,7 @@ from .base import (
     StreamParser,
     TextPiece,
     ToolProtocol,
+    ToolsCache,
     as_messages,
     decode_arguments,
     tool_specs,
@@ -229,10 +230,15 @@ class ReActProtocol(ToolProtocol):
         self.call_protocol = call_protocol or (CALL_PROTOCOL_EN if english else CALL_PROTOCOL_CN)
         self.force_stop = force_stop or (FORCE_STOP_PROMPT_EN if english else FORCE_STOP_PROMPT_CN)
         self.stop_words = (self.response["begin"],)
+        self._prompt = ToolsCache()
 
     def system_prompt(self, plugin_executor: Any = None, interpreter_executor: Any = None) -> str:
         """lagent's call protocol with the tools' descriptions (lagent's dicts) and names filled in."""
-        infos = _actions_info(plugin_executor) + _actions_info(interpreter_executor)[:1]
+        specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
+        return self._prompt.get(specs, self._render_prompt)
+
+    def _render_prompt(self, specs: list[Any]) -> str:
+        infos = _actions_info(specs)
         return self.call_protocol.format(
             tool_description=infos,
             action_names=[info["name"] for info in infos],
@@ -275,15 +281,11 @@ class ReActProtocol(ToolProtocol):
         return ReActParser(self, interpreter_name)
 
 
-def _actions_info(executor: Any) -> list[dict[str, Any]]:
-    """lagent's description dicts of the tools (as its `ActionExecutor.get_actions_info()` gives them)."""
-    if executor is None:
-        return []
-    if hasattr(executor, "get_actions_info"):
-        return list(executor.get_actions_info())
+def _actions_info(specs: list[Any]) -> list[dict[str, Any]]:
+    """lagent's description dicts of the tools (what its `ActionExecutor.get_actions_info()` gives)."""
     infos = []
-    for spec in tool_specs(executor):
-        if isinstance(spec, dict):
+    for spec in specs:
+        if isinstance(spec, dict):  # from a lagent executor: already its description
             infos.append(spec)
             continue
         info = describe_tool(spec)
