@@ -185,6 +185,8 @@ def test_openai_request_carries_tools_tool_choice_and_the_call_ids():
     ]
     assert OpenAIToolsProtocol(tool_choice="required").request([], [WEATHER]).tool_choice == "required"
     assert OpenAIToolsProtocol().request([Message(role="user", content="hi")]).gen_params() == {}
+    react = ReActProtocol().request([Message(role="user", content="hi")], [WEATHER])
+    assert react.gen_params(["<|im_end|>"]) == {"stop_words": ["<|im_end|>", "Response:"]}
 
 
 def test_openai_name_repeated_in_every_delta_is_kept_once_and_split_names_are_joined():

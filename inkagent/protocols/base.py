@@ -82,15 +82,17 @@ class ModelRequest:
     tool_choice: str | dict[str, Any] | None = None
     stop_words: tuple[str, ...] = ()
 
-    def gen_params(self) -> dict[str, Any]:
-        """Keyword arguments for the backend call (`tools`, `tool_choice`, `stop_words` when set)."""
+    def gen_params(self, backend_stop_words: Sequence[str] = ()) -> dict[str, Any]:
+        """Keyword arguments for the backend call: `tools` and `tool_choice` when set, and the stop words
+        (the backend's own, e.g. its chat template's end token, then the protocol's), when there are any."""
         params: dict[str, Any] = {}
         if self.tools:
             params["tools"] = self.tools
             if self.tool_choice is not None:
                 params["tool_choice"] = self.tool_choice
-        if self.stop_words:
-            params["stop_words"] = list(self.stop_words)
+        stop_words = list(dict.fromkeys([*backend_stop_words, *self.stop_words]))
+        if stop_words:
+            params["stop_words"] = stop_words
         return params
 
 
