@@ -268,6 +268,19 @@ def test_react_answers_and_the_interpreter_and_a_made_up_response():
     assert _calls(inside) == [("plugin", "W", {"note": "Action: x Response: y", "n": 1})]
 
 
+def test_native_function_calling_needs_a_chat_api_backend():
+    from inkagent.errors import ConfigError
+    from inkagent.llms import OpenAICompatible, ScriptedLLM
+
+    OpenAIToolsProtocol().check_backend(OpenAICompatible(model="m", mode="chat"))
+    with pytest.raises(ConfigError, match="mode: chat.*'completions'"):
+        OpenAIToolsProtocol().check_backend(OpenAICompatible(model="m"))
+    with pytest.raises(ConfigError, match="ScriptedLLM has no stream_deltas"):
+        OpenAIToolsProtocol().check_backend(ScriptedLLM(["hi"]))
+    for text_protocol in (Internlm2Protocol(), HermesProtocol(), ReActProtocol()):
+        text_protocol.check_backend(ScriptedLLM(["hi"]))
+
+
 def test_protocols_by_name():
     assert isinstance(get_protocol("native"), OpenAIToolsProtocol)
     assert [get_protocol(n).name for n in ("internlm2", "openai", "hermes", "react")] == [

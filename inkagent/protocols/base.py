@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import ConfigError
 from ..schema import ActionResult, CallKind, Message, ParsedTurn, ToolCall, ToolCallDelta, ToolSpec
 
 #: Deepest nesting of call arguments accepted (deeper is a parse error: later JSON / pydantic work recurses).
@@ -352,6 +353,15 @@ class ToolProtocol(ABC):
     name: ClassVar[str]
     native_tools: ClassVar[bool] = False
     stop_words: tuple[str, ...] = ()
+
+    def check_backend(self, llm: Any) -> None:
+        """Raise `ConfigError` when `llm` cannot serve this protocol (before any request is sent)."""
+        if self.native_tools and not (callable(getattr(llm, "stream_deltas", None)) and getattr(llm, "mode", "chat") == "chat"):
+            raise ConfigError(
+                f"protocol {self.name!r} needs a backend that sends tools and returns tool_calls: "
+                f"OpenAICompatible with `mode: chat` ({type(llm).__name__}"
+                + (f" has mode {llm.mode!r})" if hasattr(llm, "mode") else " has no stream_deltas)")
+            )
 
     @abstractmethod
     def format(
