@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -218,6 +219,28 @@ class ToolCallDelta:
     id: str = ""
     name: str = ""
     arguments: str = ""
+
+    @classmethod
+    def from_openai(cls, call: Any, index: int) -> ToolCallDelta:
+        """An OpenAI `tool_calls[]` entry (a message's, or a stream delta's) as a `ToolCallDelta`; `index`
+        is used when the entry has none. Never raises: arguments sent as an object are dumped to JSON, and
+        a malformed entry gives a delta whose call the parser reports invalid."""
+        if not isinstance(call, dict):
+            return cls(index=index, arguments=json.dumps(str(call)))
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):  # some servers send an object rather than a JSON text
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
+                arguments = repr(arguments)[:1000]
+        raw_index = call.get("index", index)
+        return cls(
+            index=raw_index if isinstance(raw_index, int) else index,
+            id=str(call.get("id") or ""),
+            name=str(function.get("name") or ""),
+            arguments=arguments,
+        )
 
 
 class ToolSpec(BaseModel):

@@ -120,7 +120,7 @@ class _Assembler:
             piece = choice.get("text") if delta is None else delta.get("content")
             for call in (delta or {}).get("tool_calls") or []:
                 self._merge_tool_call(call)
-                self.deltas.append(_tool_call_delta(call, len(self.tool_calls) - 1))
+                self.deltas.append(ToolCallDelta.from_openai(call, len(self.tool_calls) - 1))
             if piece:
                 self.chunks += 1
                 if self.first_token_s is None:
@@ -622,19 +622,6 @@ class OpenAICompatible(LLM):
     def generate_many(self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params) -> list[str]:
         """The answer texts of many prompts, at most `concurrency` requests at a time."""
         return [c.text for c in self.complete_many(inputs, concurrency=concurrency, **gen_params)]
-
-
-def _tool_call_delta(delta: dict, default_index: int) -> ToolCallDelta:
-    """One streamed `tool_calls[]` entry as a `ToolCallDelta` (arguments sent as an object are dumped)."""
-    function = delta.get("function") or {}
-    arguments = function.get("arguments") or ""
-    index = delta.get("index", default_index)
-    return ToolCallDelta(
-        index=index if isinstance(index, int) else default_index,
-        id=str(delta.get("id") or ""),
-        name=str(function.get("name") or ""),
-        arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
-    )
 
 
 def _json(response: httpx.Response) -> dict:

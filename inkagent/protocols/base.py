@@ -410,25 +410,9 @@ class ToolProtocol(ABC):
         return Message(role="environment", content=invalid.message, name="plugin", tool_call_id=invalid.call_id)
 
 
-def openai_delta(call: dict[str, Any], index: int) -> ToolCallDelta:
-    """An OpenAI `tool_calls` entry (message or stream delta form) as a `ToolCallDelta`. Never raises:
-    a malformed entry gives a delta whose call is reported invalid."""
-    if not isinstance(call, dict):
-        return ToolCallDelta(index=index, arguments=json.dumps(str(call)))
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
-    arguments = function.get("arguments", "")
-    if not isinstance(arguments, str):  # some servers send an object rather than a JSON text
-        try:
-            arguments = json.dumps(arguments, ensure_ascii=False)
-        except (TypeError, ValueError, RecursionError):
-            arguments = repr(arguments)[:1000]
-    raw_index = call.get("index", index)
-    return ToolCallDelta(
-        index=raw_index if isinstance(raw_index, int) else index,
-        id=str(call.get("id") or ""),
-        name=str(function.get("name") or ""),
-        arguments=arguments,
-    )
+def openai_delta(call: Any, index: int) -> ToolCallDelta:
+    """`ToolCallDelta.from_openai` (kept under this name for the parsers' callers)."""
+    return ToolCallDelta.from_openai(call, index)
 
 
 class MarkerScanner:
