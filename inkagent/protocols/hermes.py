@@ -29,16 +29,15 @@ from ..schema import Message, ToolCall
 from .base import (
     DEFAULT_INTERPRETER,
     CallStarted,
-    MarkerScanner,
     StreamItem,
     StreamParser,
     ToolProtocol,
     ToolsCache,
     as_messages,
     as_tool_spec,
-    call_from_json,
     tool_specs,
 )
+from .decoding import MarkerScanner, call_from_json
 
 TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
 TOOL_RESPONSE, TOOL_RESPONSE_END = "<tool_response>", "</tool_response>"

@@ -23,8 +23,8 @@ from .base import (  # re-exported: the stream items used to live here
     StreamItem,
     StreamParser,
     TextPiece,
-    load_json,
 )
+from .decoding import load_json
 
 __all__ = [
     "CallInvalid", "CallParsed", "CallStarted", "Internlm2StreamParser", "StreamItem", "TextPiece",

@@ -30,16 +30,15 @@ from ..schema import Message
 from .base import (
     DEFAULT_INTERPRETER,
     CallStarted,
-    MarkerScanner,
     StreamItem,
     StreamParser,
     TextPiece,
     ToolProtocol,
     ToolsCache,
     as_messages,
-    decode_arguments,
     tool_specs,
 )
+from .decoding import MarkerScanner, decode_arguments
 from .prompts import describe_tool
 
 # lagent 0.2.4's prompts, verbatim.
