@@ -2,18 +2,21 @@
 
 A protocol is the one thing that knows a tool-call format. The agent loop uses it so:
 
+    protocol.check_backend(llm)                                                 # once: ConfigError if unfit
     request = protocol.request(history, plugin_executor, interpreter_executor)  # ModelRequest
+    params = request.gen_params(backend_stop_words)          # tools / tool_choice / merged stop words
     parser = protocol.stream_parser(interpreter_name)
-    for chunk in backend_stream(request):            # str text deltas, or ToolCallDelta (native calls)
-        for item in parser.feed(chunk):               # TextPiece / CallStarted / CallParsed / CallInvalid
+    stream = llm.stream_deltas(...) if protocol.native_tools else llm.stream_text(request.messages, **params)
+    for chunk in stream:                                     # str text deltas, or ToolCallDelta (native calls)
+        for item in parser.feed(chunk):                      # TextPiece / CallStarted / CallParsed / CallInvalid
             ...
-    items = parser.close(); turn = parser.result()   # ParsedTurn: thought, calls, errors
+    items = parser.close(); turn = parser.result()          # ParsedTurn: thought, calls, errors
     history.append(protocol.assistant_message(raw_text, turn, invalid_items))
     history += [protocol.format_result(call, result) for each call] + [protocol.format_invalid(bad) ...]
 
 Every parser accepts both text and native `ToolCallDelta`s (a server that returns `tool_calls` although the
 format is textual still gets its calls run), and never raises: any output, of any size, nesting or
-bytes, becomes text, a call or a `CallInvalid` whose message goes back to the model.
+bytes, becomes text, a call or a `CallInvalid` whose message goes back to the model (see `decoding`).
 """
 
 from __future__ import annotations
