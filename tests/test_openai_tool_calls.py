@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from inkagent.actions import ActionExecutor, tool
 from inkagent.llms import OpenAICompatible
 from inkagent.protocols import OpenAIToolsProtocol, TextPiece
 from inkagent.schema import Message, ToolCallDelta, ToolSpec
@@ -27,15 +28,17 @@ SPECS = [
 
 @pytest.fixture
 def sse_server() -> Iterator:
-    """Start a server that answers every POST with `body` as an event stream; yields (base_url, requests)."""
+    """Start a server that answers the POSTs with `bodies` in turn (the last one again when they run out)
+    as event streams; yields (base_url, requests)."""
     servers = []
 
-    def start(body: bytes):
+    def start(*bodies: bytes):
         requests: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802  (http.server's naming)
                 requests.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                body = bodies[min(len(requests), len(bodies)) - 1]
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -118,3 +121,56 @@ def test_a_server_repeating_the_name_in_every_delta(sse_server):
     expected = [("c1", "get_weather", {"city": "Paris"}), ("c2", "get_time", {"tz": "CET"})]
     assert [(c.id, c.name, c.arguments) for c in streamed.calls] == expected
     assert [(c.id, c.name, c.arguments) for c in turn.calls] == expected
+
+
+@tool
+def get_current_weather(location: str, unit: str = "celsius") -> str:
+    """Get the current weather in a given location.
+
+    Args:
+        location: the city and state, e.g. San Francisco, CA
+        unit: celsius or fahrenheit
+    """
+    return json.dumps({"location": location, "temperature": "22", "unit": unit, "forecast": "sunny"})
+
+
+def test_the_function_calling_guide_flow_on_the_interface(sse_server):
+    """The model asks for get_current_weather (streamed deltas), the tool runs, the `tool` message with
+    the call's id goes back, the model answers: what the agent loop does with OpenAIToolsProtocol."""
+    call_stream = b"".join([
+        _event({"role": "assistant", "content": None}),
+        _event({"tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
+                                "function": {"name": "get_current_weather", "arguments": ""}}]}),
+        _event({"tool_calls": [{"index": 0, "function": {"arguments": '{"location": "Bos'}}]}),
+        _event({"tool_calls": [{"index": 0, "function": {"arguments": 'ton, MA"}'}}]}),
+        b"data: [DONE]\n\n",
+    ])
+    answer_stream = _event({"content": "It is sunny and 22 °C in Boston."}) + b"data: [DONE]\n\n"
+    base_url, requests = sse_server(call_stream, answer_stream)
+    llm = OpenAICompatible(model="gpt-x", base_url=base_url, mode="chat")
+    protocol, executor = OpenAIToolsProtocol(), ActionExecutor([get_current_weather])
+    protocol.check_backend(llm)
+    history = [Message(role="user", content="What's the weather like in Boston?")]
+    for _ in range(2):
+        request = protocol.request(history, executor)
+        parser = protocol.stream_parser()
+        for chunk in llm.stream_deltas(request.messages, **request.gen_params()):
+            parser.feed(chunk)
+        parser.close()
+        turn = parser.result()
+        if turn.is_answer:
+            break
+        results = executor.run_all(turn.calls)
+        history.append(protocol.assistant_message("", turn))
+        history += [protocol.format_result(c, r) for c, r in zip(turn.calls, results, strict=True)]
+
+    assert turn.thought == "It is sunny and 22 °C in Boston."
+    first, second = requests
+    assert first["tools"][0]["function"]["name"] == "get_current_weather" and first["tool_choice"] == "auto"
+    assert set(first["tools"][0]["function"]["parameters"]["properties"]) == {"location", "unit"}
+    assert second["messages"][1:] == [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_abc", "type": "function", "function": {
+            "name": "get_current_weather", "arguments": '{"location": "Boston, MA"}'}}]},
+        {"role": "tool", "tool_call_id": "call_abc",
+         "content": '{"location": "Boston, MA", "temperature": "22", "unit": "celsius", "forecast": "sunny"}'},
+    ]
