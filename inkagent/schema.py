@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +46,7 @@ class Message(BaseModel):
     content: str = ""
     name: str | None = None  # "plugin" / "interpreter" for tool prompts and tool results
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None  # on a tool result: the id of the call it answers (OpenAI `tool` messages)
 
 
 class ActionResult(BaseModel):
@@ -234,6 +237,43 @@ class ParsedTurn(BaseModel):
     @property
     def is_answer(self) -> bool:
         return not self.calls and not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallChunk:
+    """A piece of a natively streamed tool call (an OpenAI `choices[].delta.tool_calls[]` entry).
+
+    Chat-API backends yield these between text deltas (`str`); pieces with the same `index` belong to one
+    call: `id` and `name` arrive first, `arguments` is a JSON text sent in fragments that are joined.
+    Source: the OpenAI chat completions streaming format (`ChatCompletionChunk`).
+    """
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    @classmethod
+    def from_openai(cls, call: Any, index: int) -> ToolCallChunk:
+        """An OpenAI `tool_calls[]` entry (a message's, or a stream delta's) as a `ToolCallChunk`; `index`
+        is used when the entry has none. Never raises: arguments sent as an object are dumped to JSON, and
+        a malformed entry gives a delta whose call the parser reports invalid."""
+        if not isinstance(call, dict):
+            return cls(index=index, arguments=json.dumps(str(call)))
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):  # some servers send an object rather than a JSON text
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
+                arguments = repr(arguments)[:1000]
+        raw_index = call.get("index", index)
+        return cls(
+            index=raw_index if isinstance(raw_index, int) else index,
+            id=str(call.get("id") or ""),
+            name=str(function.get("name") or ""),
+            arguments=arguments,
+        )
 
 
 class ToolSpec(BaseModel):

@@ -76,7 +76,9 @@ def messages_from_steps(steps: Iterable[Message | dict]) -> list[Message]:
             else:
                 messages.append(Message(role="assistant", tool_calls=[call]))
         else:
-            messages.append(Message(role=role, content=str(content or ""), name=step.get("name")))
+            messages.append(
+                Message(role=role, content=str(content or ""), name=step.get("name"), tool_call_id=step.get("tool_call_id"))
+            )
     return messages
 
 

@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..compat.steps import messages_from_steps
-from ..schema import ActionResult, Message, ParsedTurn, ToolCall
-from .internlm2_parser import Internlm2StreamParser
+from ..schema import Message, ParsedTurn, ToolCall
+from .base import CallInvalid, ToolProtocol, as_messages, tool_specs
+from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
 _LAGENT_LANGUAGE = {"begin": "", "end": "", "belong": "assistant"}
@@ -35,7 +35,7 @@ _LAGENT_TOOL = {
 _LAGENT_EXECUTE = {"role": "execute", "begin": "", "end": "", "fallback_role": "environment"}
 
 
-class Internlm2Protocol:
+class Internlm2Protocol(ToolProtocol):
     """The InternLM2 chat protocol with plugin (JSON) and interpreter (code) calls.
 
     Takes lagent's arguments. `language` is either a prompt set, "zh" (lagent's default prompts) or "en",
@@ -45,6 +45,9 @@ class Internlm2Protocol:
     messages) placed after the system prompts. `tool` and `execute` are lagent's role configs; only the
     token spellings in `tool` are used (`start_token`, `name_map`, `end`).
     """
+
+    name = "internlm2"
+    stop_words = (IM_END,)
 
     def __init__(
         self,
@@ -126,8 +129,8 @@ class Internlm2Protocol:
         `history` holds `Message`s or lagent-style dicts (lagent's `inner_step`, roles `language`/`tool`
         included). `plugin_executor` / `interpreter_executor` are inkagent or lagent `ActionExecutor`s.
         """
-        tools = _specs_of(plugin_executor)
-        interpreter_specs = _specs_of(interpreter_executor)[:1]
+        tools = tool_specs(plugin_executor)
+        interpreter_specs = tool_specs(interpreter_executor)[:1]
         # The tool listing is the same every turn: render it once per set of tools and prompt texts
         # (the prompts may be edited between calls). The cache holds the specs themselves, so their ids
         # cannot be reused by other objects while the entry lives.
@@ -138,8 +141,8 @@ class Internlm2Protocol:
             cached = self._system_cache = (key, tools + interpreter_specs, system)
         formatted = [dict(m) for m in cached[2]]
         for example in self.few_shot or ():
-            formatted += [self.format_message(m) for m in messages_from_steps(example)]
-        formatted += [self.format_message(m) for m in messages_from_steps(list(history))]
+            formatted += [self.format_message(m) for m in as_messages(example)]
+        formatted += [self.format_message(m) for m in as_messages(list(history))]
         return formatted
 
     def format_message(self, message: Message) -> dict:
@@ -159,27 +162,14 @@ class Internlm2Protocol:
         body = json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
         return f"{self.start_token}{self.plugin_token}\n{body}{self.end_token}"
 
-    def format_result(self, call: ToolCall, result: ActionResult) -> Message:
-        """The environment message that answers `call`."""
-        return Message(role="environment", content=result.text(), name=call.kind)
+    def assistant_message(self, raw: str, turn: ParsedTurn, invalid: Sequence[CallInvalid] = ()) -> Message:
+        """As `ToolProtocol.assistant_message`; the raw text has its special tokens normalised and is cut
+        at <|im_end|>."""
+        if invalid:
+            return Message(role="assistant", content=normalize_special_tokens(raw).partition(IM_END)[0])
+        return super().assistant_message(raw, turn)
 
     # -- parse ---------------------------------------------------------------------------------
     def stream_parser(self, interpreter_name: str = "IPythonInterpreter") -> Internlm2StreamParser:
         """A fresh incremental parser for one model output."""
         return Internlm2StreamParser(interpreter_name=interpreter_name)
-
-    def parse(self, text: str, interpreter_name: str = "IPythonInterpreter") -> ParsedTurn:
-        """Parse one whole model output. Never raises."""
-        parser = self.stream_parser(interpreter_name)
-        parser.feed(text)
-        parser.close()
-        return parser.result()
-
-
-def _specs_of(executor: Any) -> list:
-    """Tool specs of an inkagent executor, or lagent `get_actions_info()` dicts of a lagent one."""
-    if executor is None:
-        return []
-    if hasattr(executor, "specs"):
-        return list(executor.specs())
-    return list(executor.get_actions_info())
