@@ -23,6 +23,7 @@ from ..compat.steps import messages_from_steps
 from ..errors import LLMError
 from ..protocols.base import CallInvalid, CallParsed, CallStarted, CallText, TextPiece, ToolProtocol
 from ..schema import (
+    EMPTY_REPLY_NOTE,
     ActionResult,
     AgentError,
     AgentEvent,
@@ -46,9 +47,6 @@ __all__ = ["EMPTY_REPLY_NOTE", "ToolAgent"]
 logger = logging.getLogger(__name__)
 
 _STREAMED = (TextDelta, ToolCallDelta)  # not traced: the turn's ModelOutput holds the whole text
-
-#: What the model is told after an empty reply (once per run; a second empty reply ends the run).
-EMPTY_REPLY_NOTE = "Your reply was empty. Answer the user, or call a tool."
 
 
 class ToolAgent(LagentAgentAPI):
@@ -149,8 +147,9 @@ class ToolAgent(LagentAgentAPI):
                 return
             yield ModelOutput(turn=turn, text=output.raw, duration_s=output.duration_s)
             parsed = output.parser.result()
-            if parsed.is_answer and (parsed.thought or told_empty):
-                yield from _final(history, parsed.thought)
+            empty = parsed.is_answer and self._is_empty(parsed.thought, gen_params)
+            if parsed.is_answer and (not empty or told_empty):
+                yield from _final(history, "" if empty else parsed.thought)
                 return
             if parsed.is_answer:  # an empty reply: the model is told once
                 told_empty = True
@@ -209,6 +208,12 @@ class ToolAgent(LagentAgentAPI):
             if "stop_words" in gen_params:
                 params["stop_words"] = gen_params["stop_words"]
         return stream_llm(self.llm, request.messages, native=self.protocol.native_tools, **params)
+
+    def _is_empty(self, text: str, gen_params: dict[str, Any]) -> bool:
+        """Whether an answer says nothing: blank once end-of-turn tokens (stop words) are removed."""
+        for word in (*backend_stop_words(self.llm, gen_params), *self.protocol.stop_words):
+            text = text.replace(word, "")
+        return not text.strip()
 
     def _run_calls(self, calls: list[ToolCall]) -> list[ActionResult]:
         results: list[ActionResult | None] = [None] * len(calls)
