@@ -13,6 +13,7 @@ message (when it is not the assistant's) the assistant's `begin` opens the answe
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 INTERNLM2_META: list[dict[str, Any]] = [
@@ -82,6 +83,10 @@ class MetaTemplateParser:
     def __init__(self, meta_template: list[dict] | None = None) -> None:
         self.meta_template = meta_template
         self.roles: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._seen: list[tuple[Any, Any]] = []  # the messages rendered last time (held: ids stay unique)
+        self._pieces: list[str] = []  # and their text
+        self._joined = ""  # their text joined
         if not meta_template:
             return
         if not isinstance(meta_template, list):
@@ -99,8 +104,30 @@ class MetaTemplateParser:
             return dialog
         if not self.meta_template:
             return "\n".join(item if isinstance(item, str) else str(item.get("content", "")) for item in dialog if item)
+        if not dialog:
+            return ""
         last = len(dialog) - 1
-        return "".join(item if isinstance(item, str) else self._render(item, i == last) for i, item in enumerate(dialog))
+        with self._lock:  # a backend may render for several threads
+            prefix = self._prefix(dialog, last)
+        item = dialog[last]
+        return prefix + (item if isinstance(item, str) else self._render(item, True))
+
+    def _prefix(self, dialog: list[str | dict], last: int) -> str:
+        """The text of `dialog[:last]`, each message rendered once: a conversation sent again with more
+        messages (the same dicts, their content unchanged) renders only the new ones."""
+        seen, pieces = self._seen, self._pieces
+        seen_before, keep = len(seen), 0
+        for (item, content), new in zip(seen, dialog[:last], strict=False):
+            if new is not item or (not isinstance(new, str) and new.get("content") is not content):
+                break
+            keep += 1
+        del seen[keep:], pieces[keep:]
+        for item in dialog[keep:last]:
+            seen.append((item, None if isinstance(item, str) else item.get("content")))
+            pieces.append(item if isinstance(item, str) else self._render(item, False))
+        if keep != seen_before or keep != last:
+            self._joined = "".join(pieces)
+        return self._joined
 
     def _config(self, role: str) -> dict[str, Any]:
         try:

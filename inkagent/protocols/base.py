@@ -21,6 +21,7 @@ bytes, becomes text, a call or a `CallInvalid` whose message goes back to the mo
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,65 @@ class ToolsCache:
         if key != self._key:
             self._value, self._key, self._specs = render(specs), key, specs
         return self._value
+
+
+class HistoryCache:
+    """A history formatted message by message, the work for a prefix already seen reused.
+
+    The agent's history only grows between turns; a reset (a new list), a cut (`del memory[n:]`) or a
+    replaced message makes the formatting restart where the history stopped being the one seen (compared
+    by identity: the seen messages are held, so their ids cannot be reused meanwhile). `Message`s are
+    not changed in place. `step(message, out, state) -> state` appends the message's formatted dicts to
+    `out`, or replaces `out[-1]` with a new dict (never changes a dict already in `out`); `state` is what
+    the next message's formatting needs to know (None to start). `key` is what else the formatting
+    depends on (prompt fields, tool names): a new key starts over.
+    """
+
+    def __init__(self) -> None:
+        self._key: Any = None
+        self._seen: list[Message] = []
+        self._out: list[dict[str, Any]] = []
+        self._marks: list[tuple[int, dict[str, Any] | None, Any]] = []  # after message i: len(out), out[-1], state
+
+    def format(self, history: Sequence[Any], step: Callable[[Message, list[dict[str, Any]], Any], Any],
+               key: Any = None) -> list[dict[str, Any]]:
+        """The formatted messages of `history` (a new list; the dicts in it are shared: do not change them).
+        Entries that are not `Message`s (lagent steps) are converted and formatted afresh every time."""
+        if key != self._key:
+            self._key, seen = key, 0
+        else:
+            seen = self._common_prefix(history)
+        self._cut(seen)
+        state = self._marks[-1][2] if self._marks else None
+        for i in range(seen, len(history)):
+            message = history[i]
+            if not isinstance(message, Message):  # not cacheable: the rest is converted and formatted now
+                out = list(self._out)
+                for converted in as_messages(history[i:]):
+                    state = step(converted, out, state)
+                return out
+            state = step(message, self._out, state)
+            self._seen.append(message)
+            self._marks.append((len(self._out), self._out[-1] if self._out else None, state))
+        return list(self._out)
+
+    def _common_prefix(self, history: Sequence[Any]) -> int:
+        seen = self._seen
+        if all(map(operator.is_, history, seen)):  # (map stops at the shorter one)
+            return min(len(history), len(seen))
+        return next(i for i, (new, old) in enumerate(zip(history, seen, strict=False)) if new is not old)
+
+    def _cut(self, n: int) -> None:
+        if n == len(self._seen):
+            return
+        del self._seen[n:], self._marks[n:]
+        if not self._marks:
+            self._out.clear()
+            return
+        length, last, _ = self._marks[-1]
+        del self._out[length:]
+        if last is not None:
+            self._out[-1] = last
 
 
 # -- the parser base ---------------------------------------------------------------------------------
