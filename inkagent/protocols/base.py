@@ -213,10 +213,7 @@ class HistoryCache:
         return list(self._out)
 
     def _common_prefix(self, history: Sequence[Any]) -> int:
-        seen = self._seen
-        if all(map(operator.is_, history, seen)):  # (map stops at the shorter one)
-            return min(len(history), len(seen))
-        return next(i for i, (new, old) in enumerate(zip(history, seen, strict=False)) if new is not old)
+        return _same_prefix(history, self._seen)
 
     def _cut(self, n: int) -> None:
         if n == len(self._seen):
@@ -229,6 +226,13 @@ class HistoryCache:
         del self._out[length:]
         if last is not None:
             self._out[-1] = last
+
+
+def _same_prefix(new: Sequence[Any], old: Sequence[Any]) -> int:
+    """How many items `new` and `old` share at their start (the same objects). One C-level pass."""
+    same = bytes(map(operator.is_, new, old))  # 1 where the same (map stops at the shorter one)
+    first_other = same.find(0)
+    return len(same) if first_other < 0 else first_other
 
 
 # -- the parser base ---------------------------------------------------------------------------------
