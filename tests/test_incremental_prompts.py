@@ -57,3 +57,20 @@ def test_a_dict_whose_content_changed_is_rendered_again():
     parser([first, {"role": "user", "content": "b"}])
     first["content"] = "changed"
     assert "changed" in parser([first, {"role": "user", "content": "c"}])
+
+
+def test_tool_descriptions_are_made_once_for_agents_with_the_same_tools():
+    """The fresh agents of a batch each build their own tool objects; the rendering is shared by content."""
+    from inkagent.actions import ActionExecutor, Weather
+
+    def tools(units: str) -> ActionExecutor:
+        return ActionExecutor([Weather(units=units)])
+
+    history = [Message(role="user", content="weather?")]
+    first = get_protocol("openai").request(history, tools("metric")).tools
+    again = get_protocol("openai").request(history, tools("metric")).tools
+    assert again is first  # made once
+    hermes = [get_protocol("hermes").request(history, tools("metric")).messages[0]["content"] for _ in range(2)]
+    assert hermes[0] is hermes[1] and "Weather.current" in hermes[0]
+    changed = [ToolSpec(name="Weather.current", description="other", parameters={"type": "object", "properties": {}})]
+    assert get_protocol("openai").request(history, changed).tools != first  # other content: made anew

@@ -21,9 +21,12 @@ bytes, becomes text, a call or a `CallInvalid` whose message goes back to the mo
 
 from __future__ import annotations
 
+import json
 import operator
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -156,8 +159,11 @@ def as_messages(steps: Iterable[Message | dict]) -> list[Message]:
 class ToolsCache:
     """One rendering of a tool list (a prompt listing, OpenAI `tools`), redone only when the tools change.
 
-    Tools are compared by identity: executors hand out the same spec objects until their tools change.
-    The specs are held, so their ids cannot be reused by other objects while the entry lives.
+    Tools are compared by identity first: executors hand out the same spec objects until their tools
+    change (the specs are held, so their ids cannot be reused while the entry lives). With `shared`
+    (what else the rendering depends on, e.g. a protocol's name and prompt fields), a rendering is also
+    shared by content across the process: the fresh agents of a batch, each with its own tool objects
+    but the same tools, render the list once.
     """
 
     def __init__(self) -> None:
@@ -165,11 +171,39 @@ class ToolsCache:
         self._specs: list[Any] = []
         self._value: Any = None
 
-    def get(self, specs: list[Any], render: Callable[[list[Any]], Any]) -> Any:
+    def get(self, specs: list[Any], render: Callable[[list[Any]], Any], shared: Hashable = None) -> Any:
         key = tuple(map(id, specs))
         if key != self._key:
-            self._value, self._key, self._specs = render(specs), key, specs
+            value = _shared_rendering(specs, render, shared) if shared is not None else render(specs)
+            self._value, self._key, self._specs = value, key, specs
         return self._value
+
+
+_SHARED: OrderedDict[tuple[Hashable, tuple[str, ...]], Any] = OrderedDict()  # at most _SHARED_MAX, LRU
+_SHARED_MAX = 32
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_rendering(specs: list[Any], render: Callable[[list[Any]], Any], shared: Hashable) -> Any:
+    """`render(specs)`, made once per process for tools of the same content (see `ToolsCache`)."""
+    key = (shared, tuple(map(_fingerprint, specs)))
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED.move_to_end(key)
+            return _SHARED[key]
+    value = render(specs)
+    with _SHARED_LOCK:
+        _SHARED[key] = value
+        while len(_SHARED) > _SHARED_MAX:
+            _SHARED.popitem(last=False)
+    return value
+
+
+def _fingerprint(spec: Any) -> str:
+    """The content of a tool's description (a `ToolSpec`-like object or a lagent dict), as JSON."""
+    if not isinstance(spec, dict):
+        spec = {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
+    return json.dumps(spec, sort_keys=True, ensure_ascii=False, default=repr)
 
 
 class HistoryCache:

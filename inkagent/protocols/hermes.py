@@ -123,7 +123,8 @@ class HermesProtocol(ToolProtocol):
 
     def format(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                interpreter_executor: Any = None) -> list[dict[str, Any]]:
-        tools = self._tools.get(tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1], _tools_prompt)
+        tools = self._tools.get(tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1], _tools_prompt,
+                                shared="hermes")
         messages = history if isinstance(history, list) else list(history)
         system = self.system_prompt
         first = as_messages(messages[:1]) if messages else []

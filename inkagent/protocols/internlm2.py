@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..schema import Message, ParsedTurn, ToolCall
-from .base import CallInvalid, HistoryCache, ToolProtocol, as_messages, tool_specs
+from .base import CallInvalid, HistoryCache, ToolProtocol, ToolsCache, as_messages, tool_specs
 from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
@@ -80,6 +80,7 @@ class Internlm2Protocol(ToolProtocol):
         self.end_token = self.tool["end"]
         self._system_cache: tuple[tuple, list[Any], list[dict]] | None = None
         self._history = HistoryCache()  # the history's formatted messages, reused while it grows
+        self._listing = ToolsCache()  # the plugin prompt's tool listing (shared by agents with the same tools)
         self._shots_cache: tuple[tuple, list, list[dict]] | None = None
 
     @property
@@ -115,7 +116,7 @@ class Internlm2Protocol(ToolProtocol):
             content = self.interpreter_prompt.replace("{code_prompt}", code_prompt)
             messages.append({"role": "system", "content": content, "name": "interpreter"})
         if tools and self.plugin_prompt:
-            listing = json.dumps(describe_tools(tools), ensure_ascii=False, indent=4)
+            listing = self._listing.get(list(tools), _listing, shared="internlm2")
             messages.append({"role": "system", "content": self.plugin_prompt.replace("{prompt}", listing), "name": "plugin"})
         return messages
 
@@ -184,3 +185,8 @@ class Internlm2Protocol(ToolProtocol):
     def stream_parser(self, interpreter_name: str = "IPythonInterpreter") -> Internlm2StreamParser:
         """A fresh incremental parser for one model output."""
         return Internlm2StreamParser(interpreter_name=interpreter_name)
+
+
+def _listing(tools: list[ToolSpecLike]) -> str:
+    """The tools as the plugin prompt lists them (lagent's JSON, indented by 4)."""
+    return json.dumps(describe_tools(tools), ensure_ascii=False, indent=4)

@@ -114,7 +114,7 @@ class OpenAIToolsProtocol(ToolProtocol):
                 interpreter_executor: Any = None) -> ModelRequest:
         """The OpenAI messages, the `tools` (names mapped) and `tool_choice`."""
         specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
-        names, tools = self._tools.get(specs, _openai_tools)
+        names, tools = self._tools.get(specs, _openai_tools, shared="openai")
         self._names = names
         messages = self._messages(history, names)
         if not tools:

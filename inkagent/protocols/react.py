@@ -236,7 +236,8 @@ class ReActProtocol(ToolProtocol):
     def system_prompt(self, plugin_executor: Any = None, interpreter_executor: Any = None) -> str:
         """lagent's call protocol with the tools' descriptions (lagent's dicts) and names filled in."""
         specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
-        return self._prompt.get(specs, self._render_prompt)
+        fields = tuple(f["begin"] for f in (self.thought, self.action, self.action_input, self.response, self.finish))
+        return self._prompt.get(specs, self._render_prompt, shared=("react", self.call_protocol, fields))
 
     def _render_prompt(self, specs: list[Any]) -> str:
         infos = _actions_info(specs)
