@@ -27,7 +27,8 @@ config keys (ready configs in configs/):
                                    holds the key; never the key itself), mode: completions | chat, timeout
                  OpenAICompatibleVision  a vision model on LMDeploy / vLLM (XComposer2, InternVL):
                                    base_url, model, prefill, api_key_env (for see / write configs)
-  agent        {type: Internlm2Agent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
+  agent        {type: Internlm2Agent | ToolAgent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
+               protocol: internlm2 | openai | hermes | react (or {type: <name>, <its options>}),
                tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt}
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
                config), or {type: ..., its arguments}
