@@ -156,6 +156,14 @@ class PromptSent(_Event):
     turn: int
     messages: list[dict[str, Any]]
 
+    @classmethod
+    def of(cls, turn: int, messages: list[dict[str, Any]]) -> PromptSent:
+        """The event for `messages` as a protocol made them (valid message dicts), held as they are:
+        validating would copy the whole history every turn. The dicts are shared: do not change them."""
+        event = cls(turn=turn, messages=[])
+        event.__dict__["messages"] = messages
+        return event
+
 
 class TextDelta(_Event):
     """A piece of the model's language (thought or answer), as it streams."""

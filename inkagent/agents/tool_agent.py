@@ -138,7 +138,7 @@ class ToolAgent(LagentAgentAPI):
         repeats, told_empty = _RepeatedFailures(self.max_repeats), False
         for turn in range(self.max_turn):
             request = self.protocol.request(history, self.plugin_executor, self.interpreter_executor)
-            yield PromptSent.model_construct(turn=turn, messages=request.messages)  # (valid: no copy of the history)
+            yield PromptSent.of(turn, request.messages)
             output = _Output(self.protocol.stream_parser(self._interpreter_name()), self._interpreter_name())
             try:
                 yield from output.read(self._model_stream(request, gen_params))
