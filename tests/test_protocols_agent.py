@@ -58,3 +58,13 @@ def test_same_task_same_results_with_each_text_protocol(protocol):
     assert [a.result[0]["content"] for a in result.actions] == [RESULT]
     assert RESULT_IN_PROMPT[protocol.name] in llm.prompts[1]
     assert '"get_current_weather"' in llm.prompts[0] or "'get_current_weather'" in llm.prompts[0]
+
+
+def test_a_hermes_call_streams_as_it_is_written():
+    from inkagent.schema import ToolCallDelta
+
+    agent = Internlm2Agent(ScriptedLLM(SCRIPTS["hermes"]), plugin_executor=ActionExecutor([get_current_weather]),
+                           protocol=HermesProtocol())
+    deltas = [e for e in agent.stream("What's the weather like in Boston?") if isinstance(e, ToolCallDelta)]
+    assert deltas[0].start and deltas[0].kind == "plugin"
+    assert json.loads("".join(d.text for d in deltas[1:])) == CALL

@@ -29,6 +29,7 @@ from ..schema import Message, ToolCall
 from .base import (
     DEFAULT_INTERPRETER,
     CallStarted,
+    CallText,
     HistoryCache,
     StreamItem,
     StreamParser,
@@ -81,6 +82,8 @@ class HermesParser(StreamParser):
             if not is_marker or (text == TOOL_CALL_END and self._body is None):
                 if self._body is not None:
                     self._body.append(text)
+                    if text:
+                        items.append(CallText("plugin", text))  # the call streams as it is written
                 elif text:
                     items.append(self._text(text))
             elif text == TOOL_CALL:
