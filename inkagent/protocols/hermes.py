@@ -146,6 +146,9 @@ class HermesProtocol(ToolProtocol):
 
     def _format_step(self, message: Message, out: list[dict[str, Any]], after_result: bool | None) -> bool:
         """One message; returns whether it was a result (the next result joins its user message)."""
+        if message.role == "environment" and message.name is None:  # a note of the agent's, not a result
+            out.append({"role": "system", "content": message.content})
+            return False
         if message.role == "environment":
             response = f"{TOOL_RESPONSE}\n{message.content}\n{TOOL_RESPONSE_END}"
             if after_result:  # results of one turn share a user message
