@@ -5,6 +5,10 @@ with its own working directory, a wall-clock time limit per call and a memory li
 from call to call. The agent talks to the kernel over ZeroMQ (jupyter_client), so calls work from any
 thread: no signal handler is installed in the agent's process.
 
+The kernel gets a minimal environment (`kernel_environment`): the agent's API keys and tokens are not
+passed on; HOME is the working directory. It runs under a subreaper (`inkagent.subreaper`), so `close()`
+kills every process the code started, including ones that detached or double-forked.
+
 This is isolation from the agent, not a security sandbox: the code runs with the agent user's rights
 and can read files and reach the network. Run the whole agent in a container to contain it.
 """
@@ -27,13 +31,14 @@ import tempfile
 import threading
 import time
 import weakref
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from ..errors import ActionError, MissingDependency, require
 from ..schema import ActionResult
+from ..subreaper import program_pid, spawn_reaped, terminate_reaped
 from .base import Action
+from .output import OutputBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +115,45 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 _FENCED = re.compile(r"\A\s*```[\w+-]*[^\S\n]*\n(?P<code>.*?)\n?```\s*\Z", re.DOTALL)
 _IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
 _POLL_S = 0.25  # how often a waiting call checks that the kernel process is still alive
+_RESIGNAL_S = 1.0  # how often an interrupt is repeated while the cell has not stopped
+
+
+#: Variables the kernel inherits from the agent: what programs, Python, locales and numeric libraries
+#: need, and nothing that may hold a secret (API keys, tokens, cloud credentials stay with the agent).
+KERNEL_ENV_ALLOWLIST = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
+    "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "MPLCONFIGDIR", "IPYTHONDIR",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+})
+
+
+def kernel_environment(work_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment: the allowlisted variables of the agent (`KERNEL_ENV_ALLOWLIST`, `LC_*`),
+    HOME set to the working directory, matplotlib's inline backend, plus `extra` (from `env=`)."""
+    env = {k: v for k, v in os.environ.items() if k in KERNEL_ENV_ALLOWLIST or k.startswith("LC_")}
+    home = Path.home()
+    env.update(
+        HOME=str(work_dir),
+        # caches stay where the agent keeps them: matplotlib's font cache is not rebuilt at every start
+        MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(home / ".cache" / "matplotlib"),
+        IPYTHONDIR=os.environ.get("IPYTHONDIR") or str(home / ".ipython"),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures come back as PNG displays
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def _extra_env(env: list[str] | dict[str, str] | None) -> dict[str, str]:
+    """`env=` as variables: names are copied from the agent's environment (if set), a mapping as given."""
+    if env is None:
+        return {}
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items()}
+    if isinstance(env, str):
+        env = [env]
+    return {name: os.environ[name] for name in env if name in os.environ}
 
 
 def strip_ansi(text: str) -> str:
@@ -123,55 +167,16 @@ def _unfence(code: str) -> str:
     return match.group("code") if match else code
 
 
-class _Output:
-    """The call's output in arrival order, cut in the middle once it passes `limit` characters.
-
-    Only the head and a rolling tail are kept, so a cell printing gigabytes costs no memory; the tail
-    matters because tracebacks come last.
-    """
-
-    def __init__(self, limit: int):
-        self.head_limit = max(0, limit * 2 // 3)
-        self.tail_limit = max(0, limit - self.head_limit)
-        self.head: list[str] = []
-        self.head_len = 0
-        self.tail: deque[str] = deque()
-        self.tail_len = 0
-        self.total = 0
-        self.last_char = "\n"
-
-    def add(self, text: str, *, block: bool = False) -> None:
-        """Append `text`; a `block` (a result, a traceback) starts on a line of its own."""
-        if not text:
-            return
-        if block and self.last_char != "\n":
-            text = "\n" + text
-        self.total += len(text)
-        self.last_char = text[-1]
-        room = self.head_limit - self.head_len
-        if room > 0:
-            self.head.append(text[:room])
-            self.head_len += min(room, len(text))
-            text = text[room:]
-        if text:
-            self.tail.append(text)
-            self.tail_len += len(text)
-            while self.tail and self.tail_len - len(self.tail[0]) >= self.tail_limit:
-                self.tail_len -= len(self.tail.popleft())
-
-    def text(self) -> str:
-        head, tail = "".join(self.head), "".join(self.tail)
-        if self.total <= self.head_limit + self.tail_limit:
-            return head + tail
-        note = f"\n... [output cut: {self.total} characters in all; the middle was dropped] ...\n"
-        keep = max(0, self.tail_limit - len(note))
-        return head + note + (tail[-keep:] if keep else "")
-
-
 class _Kernel:
     """One kernel process and the client connected to it. Holds no reference to the interpreter."""
 
-    def __init__(self, work_dir: Path, memory_limit_mb: int | None, startup_timeout_s: float):
+    def __init__(
+        self,
+        work_dir: Path,
+        memory_limit_mb: int | None,
+        startup_timeout_s: float,
+        extra_env: dict[str, str] | None = None,
+    ):
         require("jupyter_client", "jupyter_client ipykernel")
         if importlib.util.find_spec("ipykernel") is None:  # the kernel process imports it, not this one
             raise MissingDependency("ipykernel is not installed: pip install ipykernel")
@@ -185,18 +190,15 @@ class _Kernel:
         connection_file, _ = write_connection_file(
             str(self.runtime_dir / "kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
         )
-        env = {
-            **os.environ,
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures come back as PNG displays
-            "JPY_PARENT_PID": str(os.getpid()),  # ipykernel exits when this process dies, even by SIGKILL
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        }
+        env = kernel_environment(work_dir, extra_env)
+        env["JPY_PARENT_PID"] = str(os.getpid())  # ipykernel exits when this process dies, even by SIGKILL
         if memory_limit_mb:
             env["INKAGENT_KERNEL_MEMORY_BYTES"] = str(int(memory_limit_mb * 1024 * 1024))
         self.log_path = self.runtime_dir / "kernel.log"
         argv = [sys.executable, "-c", _LAUNCHER, "-f", connection_file, "--HistoryManager.enabled=False"]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            # under a subreaper: close() reaps every process the code started, detached ones too
+            self.process = spawn_reaped(
                 argv,
                 cwd=work_dir,
                 env=env,
@@ -286,28 +288,8 @@ class _Kernel:
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _terminate(self) -> None:
-        process = self.process
-        if os.name == "posix":
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(process.pid, sig)  # the group: subprocesses the code started go too
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(timeout=2)
-                    if sig == signal.SIGTERM:  # the kernel is gone; still sweep what is left of its group
-                        os.killpg(process.pid, signal.SIGKILL)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-                except ProcessLookupError:
-                    break
-        else:
-            process.kill()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            logger.warning("the kernel process %s did not exit", process.pid)
+        """Kill the kernel and every process below it (detached and double-forked ones too)."""
+        terminate_reaped(self.process, grace_s=5.0)
 
 
 class _Resources:
@@ -345,6 +327,7 @@ class IPythonInterpreter(Action):
         max_output_chars: int = 8000,
         startup_timeout_s: float = 60.0,
         interrupt_grace_s: float = 3.0,
+        env: list[str] | dict[str, str] | None = None,
     ) -> None:
         """
         Args:
@@ -357,6 +340,9 @@ class IPythonInterpreter(Action):
             max_output_chars: longer output is cut in the middle, with a note.
             startup_timeout_s: how long a kernel may take to start.
             interrupt_grace_s: how long an interrupted call may take to stop.
+            env: more environment variables for the kernel: names (copied from the agent's
+                environment) or a mapping. The kernel gets only these and the harmless variables of
+                `KERNEL_ENV_ALLOWLIST`, so secrets in the agent's environment stay out of its reach.
         """
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -365,6 +351,7 @@ class IPythonInterpreter(Action):
         self.max_output_chars = max_output_chars
         self.startup_timeout_s = startup_timeout_s
         self.interrupt_grace_s = interrupt_grace_s
+        self.env = _extra_env(env)
         self._work_dir_arg = Path(work_dir).expanduser().resolve() if work_dir is not None else None
         # the interpreter enforces its own limit (interrupt, then restart): an executor must not abandon
         # a call while the kernel still runs it
@@ -374,6 +361,8 @@ class IPythonInterpreter(Action):
         self._finalizer = weakref.finalize(self, self._resources.release)
         self._figures = 0
         self._work_dir: Path | None = None
+        self._busy = False  # a call is running (set under the lock)
+        self._interrupt = threading.Event()  # the user asked to stop the running call
 
     # -- the working directory and the kernel -------------------------------------------------
     @property
@@ -392,7 +381,7 @@ class IPythonInterpreter(Action):
     def kernel_pid(self) -> int | None:
         """The kernel's process id, or None while no kernel runs."""
         kernel = self._resources.kernel
-        return kernel.process.pid if kernel is not None and kernel.alive() else None
+        return program_pid(kernel.process) if kernel is not None and kernel.alive() else None
 
     def _kernel(self) -> _Kernel:
         kernel = self._resources.kernel
@@ -401,7 +390,7 @@ class IPythonInterpreter(Action):
         if kernel is not None:
             self._resources.stop_kernel()
         started = time.perf_counter()
-        kernel = _Kernel(self.work_dir, self.memory_limit_mb, self.startup_timeout_s)
+        kernel = _Kernel(self.work_dir, self.memory_limit_mb, self.startup_timeout_s, self.env)
         self._resources.kernel = kernel
         try:
             setup = self._execute(kernel, _SETUP_CELL, self.startup_timeout_s, silent=True)
@@ -426,11 +415,17 @@ class IPythonInterpreter(Action):
     def interrupt(self) -> None:
         """Stop the code running now (KeyboardInterrupt in the kernel); variables are kept.
 
-        The REPL calls this when the user cancels a turn with Ctrl-C.
+        The call ends with an error saying it was interrupted, wherever the interrupt lands (even just
+        before the cell starts: the interrupt is repeated until the cell stops). Does nothing while no
+        call runs. The REPL calls this when the user cancels a turn with Ctrl-C.
         """
-        kernel = self._resources.kernel
-        if kernel is not None and kernel.alive():
-            kernel.interrupt()
+        if self._busy:
+            self._interrupt.set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is running now."""
+        return self._busy
 
     def close(self) -> None:
         """Shut the kernel down and delete the working directory if this interpreter made it."""
@@ -462,8 +457,14 @@ class IPythonInterpreter(Action):
         """
         code = _unfence(command)
         with self._lock:
-            kernel = self._kernel()
-            outcome = self._execute(kernel, code, self.timeout_s)
+            self._interrupt.clear()
+            self._busy = True
+            try:
+                kernel = self._kernel()
+                outcome = self._execute(kernel, code, self.timeout_s)
+            finally:
+                self._busy = False
+                self._interrupt.clear()
         return self._result(command, outcome)
 
     def _execute(
@@ -474,29 +475,39 @@ class IPythonInterpreter(Action):
         msg_id = client.execute(
             code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
         )
-        output = _Output(self.max_output_chars)
+        output = OutputBuffer(self.max_output_chars)
         files: list[str] = []
         outcome: dict[str, Any] = {"status": "ok", "files": files}
         started = time.monotonic()
         deadline = None if timeout_s is None else started + timeout_s
         interrupted_at: float | None = None
+        signalled_at = -math.inf
+        stopped = False  # the cell reported its end (an error or its reply): no more interrupts
         while True:
             now = time.monotonic()
-            if interrupted_at is not None and now - interrupted_at > self.interrupt_grace_s:
-                self._resources.stop_kernel()  # it ignored the interrupt
-                outcome.update(status="timeout", restarted=True)
-                break
-            if interrupted_at is None and deadline is not None and now >= deadline:
-                interrupted_at = now
-                outcome["status"] = "timeout"
-                try:
-                    kernel.interrupt()
-                except OSError:
-                    self._resources.stop_kernel()
+            if interrupted_at is None and not silent:
+                if self._interrupt.is_set():
+                    interrupted_at, outcome["status"] = now, "interrupted"
+                elif deadline is not None and now >= deadline:
+                    interrupted_at, outcome["status"] = now, "timeout"
+            if interrupted_at is not None:
+                if now - interrupted_at > self.interrupt_grace_s:
+                    self._resources.stop_kernel()  # it ignored the interrupt
                     outcome["restarted"] = True
                     break
-                continue
-            wait = _POLL_S if deadline is None or interrupted_at is not None else min(_POLL_S, deadline - now)
+                if not stopped and now - signalled_at >= _RESIGNAL_S:
+                    # repeated until the cell stops: one that lands before the cell starts is lost
+                    signalled_at = now
+                    try:
+                        kernel.interrupt()
+                    except OSError:
+                        self._resources.stop_kernel()
+                        outcome["restarted"] = True
+                        break
+            if interrupted_at is None and deadline is not None:
+                wait = min(_POLL_S, deadline - now)
+            else:
+                wait = _POLL_S
             try:
                 msg = client.iopub_channel.get_msg(timeout=max(0.0, wait))
             except queue.Empty:
@@ -516,6 +527,7 @@ class IPythonInterpreter(Action):
             elif kind in ("execute_result", "display_data"):
                 self._add_display(content.get("data", {}), output, files)
             elif kind == "error":
+                stopped = True
                 if outcome["status"] == "ok":
                     outcome.update(
                         status="error", ename=content.get("ename", ""), evalue=content.get("evalue", "")
@@ -529,7 +541,7 @@ class IPythonInterpreter(Action):
         outcome["duration_s"] = time.monotonic() - started
         return outcome
 
-    def _add_display(self, data: dict[str, Any], output: _Output, files: list[str]) -> None:
+    def _add_display(self, data: dict[str, Any], output: OutputBuffer, files: list[str]) -> None:
         for mime, suffix in _IMAGE_TYPES.items():
             if mime in data:
                 files.append(str(self._save_image(data[mime], suffix)))
@@ -569,6 +581,13 @@ class IPythonInterpreter(Action):
             error_type = "tool_error"
         elif status == "error":
             message, error_type = "", "tool_error"
+        elif status == "interrupted":
+            if outcome.get("restarted"):
+                tail = "it did not stop, so the kernel was restarted: variables and imports are lost."
+            else:
+                tail = "variables defined before are kept."
+            message = f"Interrupted: the code was stopped by the user (KeyboardInterrupt); {tail}"
+            error_type = "interrupted"
         elif status == "timeout":
             if outcome.get("restarted"):
                 tail = "it did not stop when interrupted, so the kernel was restarted: variables and imports are lost."
