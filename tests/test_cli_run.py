@@ -112,3 +112,31 @@ def test_two_actions_with_one_name_are_a_config_error(tmp_path):
     proc = run_cli("run", str(path), "--task", "x")
     assert proc.returncode == 2 and "actions" in proc.stderr and "two actions" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_tool_printing_10_mb_does_not_break_json_output(tmp_path):
+    (tmp_path / "noisy.py").write_text(textwrap.dedent('''\
+        import sys
+        from inkagent.actions import tool
+
+        @tool
+        def noisy(text: str) -> str:
+            """Print ten megabytes, then answer.
+
+            Args:
+                text: what to answer
+            """
+            line = "x" * 99 + "\\n"
+            for _ in range(100_000):
+                sys.stdout.write(line)
+            return text
+        '''))
+    call = '<|action_start|><|plugin|>\n{"name": "noisy", "parameters": {"text": "done"}}<|action_end|>\n'
+    path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM", "responses": [call, "Finished.<|im_end|>"]},
+                                 "actions": ["./noisy.py:noisy"]})
+    proc = run_cli("run", str(path), "--task", "go", "--json", "--trace", str(tmp_path / "t.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["answer"] == "Finished." and len(proc.stdout) < 100_000
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    output = next(r for r in records if r["type"] == "tool_result")["result"]["output"]
+    assert output.endswith("done") and "output cut" in output and len(output) < 10_000
