@@ -420,3 +420,15 @@ def test_persona_configs_run_in_the_repl(persona, tmp_path):
         "俺老猪来也！",
         "去哪儿？",
     ]
+
+
+def test_save_never_replaces_a_file_unless_asked_with_save_bang(tmp_path):
+    config = write_config(tmp_path / "c.yaml", ["Hello.<|im_end|>"], [])
+    keep = tmp_path / "notes.json"
+    keep.write_text("my notes")
+    lines = f"hi\n/save {keep}\n/save! {keep}\n"
+    proc = run_cli("chat", str(config), "--trace", str(tmp_path / "t.jsonl"), input=lines)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{keep} exists: /save! {keep} replaces it" in proc.stdout + proc.stderr
+    saved = json.loads(keep.read_text())  # replaced only by /save!
+    assert [m["content"] for m in saved["messages"]] == ["hi", "Hello."]
