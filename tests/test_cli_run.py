@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 from conftest import ROOT, run_cli
 
@@ -140,3 +141,41 @@ def test_a_tool_printing_10_mb_does_not_break_json_output(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     output = next(r for r in records if r["type"] == "tool_result")["result"]["output"]
     assert output.endswith("done") and "output cut" in output and len(output) < 10_000
+
+
+ANSWER = {"type": "ScriptedLLM", "responses": ["Done.<|im_end|>"]}
+
+
+def test_typos_under_agent_and_llm_are_config_errors_naming_the_closest_key(tmp_path):
+    cases = [
+        ({"agent": {"tool_timeout": 5, "langauge": "zh"}}, "agent.langauge: unknown key (did you mean 'language'?)"),
+        ({"agent": {"tool_timeout": 5}}, "agent.tool_timeout: unknown key (did you mean 'tool_timeout_s'?)"),
+        ({"agent": {"temperature": 0.2}}, "agent.temperature: a generation option: put it under agent.generation"),
+        ({"llm": {**ANSWER, "tempreature": 0.5}}, "llm.tempreature: unknown key (did you mean 'temperature'?)"),
+        ({"llm": {"type": "OpenAICompatible", "api_key": "sk-abc123456789"}}, "llm.api_key: api_key is not read"),
+        ({"interpreter": {"timeout": 5}}, "interpreter.timeout: unknown key (did you mean 'timeout_s'?)"),
+    ]
+    from inkagent.errors import ConfigError
+    from inkagent.runners.config import build_agent, load_config
+
+    for data, message in cases:
+        path = write_yaml(tmp_path, {"llm": ANSWER, **data})
+        with pytest.raises(ConfigError) as caught:
+            build_agent(load_config(path))
+        assert message in str(caught.value) and str(path) in str(caught.value)
+        assert "sk-abc123456789" not in str(caught.value)
+    path = write_yaml(tmp_path, {"llm": ANSWER, **cases[0][0]})
+    proc = run_cli("run", str(path), "--task", "x", "--trace", str(tmp_path / "t.jsonl"))
+    assert proc.returncode == 2 and cases[0][1] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_generation_options_protocol_and_backend_keywords_are_accepted(tmp_path):
+    from inkagent.runners.config import build_agent, load_config
+
+    path = write_yaml(tmp_path, {
+        "llm": {**ANSWER, "max_new_tokens": 64, "top_k": 5, "stop_words": ["<|im_end|>"]},
+        "agent": {"generation": {"temperature": 0.2}, "protocol": "internlm2", "max_repeats": 3},
+    })
+    agent = build_agent(load_config(path))
+    assert agent.gen_params == {"temperature": 0.2} and agent.max_repeats == 3
+    assert agent.chat("hi").response == "Done."

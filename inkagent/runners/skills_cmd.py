@@ -66,7 +66,12 @@ def _writer_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(
             "expected IllustratedWriter for `inkagent write`", path=args.config, key="agent.type"
         )
-    kwargs = dict(section.model_extra or {})
+    from ..agents.writer import IllustratedWriter
+    from .config import check_agent_keys
+
+    check_agent_keys(config, IllustratedWriter)
+    kwargs = {**(section.model_extra or {}), **section.generation}
+    kwargs.pop("protocol", None)
     if "language" in section.model_fields_set:
         kwargs["language"] = section.language
     overrides = {"gallery": args.gallery, "num_images": args.images, "language": args.language}
@@ -147,7 +152,11 @@ def run_see(args: argparse.Namespace) -> int:
             config = load_config(args.config)
             if args.model:
                 config.llm = Component(type=VLM_TYPE, path=args.model)
-            kwargs = dict(config.agent.model_extra or {})
+            from .config import check_agent_keys
+
+            check_agent_keys(config, ImageUnderstanding)
+            kwargs = {**(config.agent.model_extra or {}), **config.agent.generation}
+            kwargs.pop("protocol", None)
             llm = build_llm(config)
         else:
             from ..llms.vlm import VisionLanguageModel
