@@ -251,13 +251,19 @@ class GalleryIndex:
             present = self.scan()
             for rel in present:
                 path = self.gallery / rel
-                stat = path.stat()
-                old = cached.get(rel)
-                if old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-                    entries[rel], vectors[rel] = old, rows[rel]
-                    report.unchanged += 1
+                try:
+                    stat = path.stat()
+                    old = cached.get(rel)
+                    if old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                        entries[rel], vectors[rel] = old, rows[rel]
+                        report.unchanged += 1
+                        continue
+                    entry = _Entry(stat.st_size, stat.st_mtime_ns, _sha256(path))
+                except OSError as exc:  # a symlink to itself (ELOOP), a dangling link, no permission
+                    reason = f"cannot read {path}: {exc.strerror or exc}"
+                    logger.warning("skipping %s: %s", rel, reason)
+                    report.failed[rel] = reason
                     continue
-                entry = _Entry(stat.st_size, stat.st_mtime_ns, _sha256(path))
                 if old is not None and old.sha256 == entry.sha256:  # touched, not changed
                     entries[rel], vectors[rel] = entry, rows[rel]
                     report.unchanged += 1

@@ -64,6 +64,8 @@ def load_image(image: ImageInput) -> Any:
             return opened.convert("RGB")
     except UnidentifiedImageError as exc:
         raise ImageError(f"cannot read {path}: not an image file PIL can decode") from exc
+    except Image.DecompressionBombError as exc:  # e.g. 20000x20000: decoding would take gigabytes
+        raise ImageError(f"cannot read {path}: too many pixels to decode safely ({exc})") from exc
     except OSError as exc:  # truncated or corrupt data, permission denied
         raise ImageError(f"cannot read {path}: {exc}") from exc
 
