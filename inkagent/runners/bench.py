@@ -21,7 +21,7 @@ modes:
   native     function calling: `tools` sent to an OpenAICompatible backend in mode: chat
 
 example:
-  inkagent bench configs/openai.yaml --suite bfcl --categories simple_python multiple --limit 20 \\
+  inkagent bench configs/internlm2-vllm.yaml --suite bfcl --categories simple_python multiple --limit 20 \\
       --concurrency 8 --out runs/bfcl-smoke
 """
 
