@@ -174,7 +174,9 @@ def test_run_shows_the_run_on_stderr_and_prints_the_answer_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "They are 4 and 9.\n"
     shown = run_cli("trace", "show", str(trace)).stdout.splitlines()[1:]  # without "> Compute"
-    assert proc.stderr.splitlines() == [*shown, f"trace: {trace}"]
+    assert shown[-1] == "They are 4 and 9."  # the answer: on stdout only, so a log has it once
+    assert proc.stderr.splitlines() == [*shown[:-1], f"trace: {trace}"]
+    assert (proc.stdout + proc.stderr).count("They are 4 and 9.") == 1
 
 
 # -- a trace writer that never raises, torn traces, linear prompt storage (issue 17) -----------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ActionError, LLMError
+from ..llms.progress import quiet_weight_loading
 from ..schema import ActionResult
 from .base import Action
 
@@ -97,8 +98,9 @@ class ClipEmbedder:
         if not os.path.isdir(source) and hub_offline():
             kwargs["local_files_only"] = True
         try:
-            self.processor = AutoProcessor.from_pretrained(source, **kwargs)
-            self.model = AutoModel.from_pretrained(source, **kwargs)
+            with quiet_weight_loading():  # no "Loading weights" bar on every start
+                self.processor = AutoProcessor.from_pretrained(source, **kwargs)
+                self.model = AutoModel.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
             raise LLMError(f"cannot load the image-text model {model!r}: {exc}") from exc
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):

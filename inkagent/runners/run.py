@@ -106,7 +106,8 @@ def _task_renderer():
 
     if sys.stdout.isatty():
         return EventRenderer(sys.stdout)
-    return EventRenderer(sys.stderr, summary=False)
+    # stdout gets the answer; a terminal on stderr still streams it, a log shows it only once
+    return EventRenderer(sys.stderr, summary=False, show_answer=sys.stderr.isatty())
 
 
 def run_task(agent, task: str, *, renderer=None, stop: threading.Event | None = None) -> dict:
