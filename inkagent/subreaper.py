@@ -13,7 +13,8 @@ of the same signal). It ignores SIGINT, so that `os.killpg(pid, SIGINT)` interru
 On systems without `prctl` the launcher still runs the program and kills its process group and the
 descendants it can see; processes that detached and lost their parent can escape there.
 
-Used by the IPython interpreter for its kernel; MCP server processes can use it the same way.
+Used by the IPython interpreter for its kernel; MCP server processes can use it the same way
+(`reaped_argv` where another library starts the process, e.g. `command, *args = reaped_argv([...])`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+def reaped_argv(argv: Sequence[str]) -> list[str]:
+    """The command line that runs `argv` under the reaping launcher, for code that spawns processes
+    itself (e.g. an MCP client given `command` and `args`): terminating the launcher (SIGTERM) reaps
+    the whole tree, and the launcher stops the tree when this process dies. Call it in the process
+    that will be the launcher's parent."""
+    return [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid()), "--", *argv]
+
+
 def spawn_reaped(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen:
     """`subprocess.Popen(argv, **popen_kwargs)`, run under the reaping launcher.
 
@@ -37,8 +46,7 @@ def spawn_reaped(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen:
     process group reach the program; with `start_new_session=True` the group is the launcher's own).
     Stop it with `terminate_reaped`.
     """
-    launcher = [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid()), "--", *argv]
-    return subprocess.Popen(launcher, **popen_kwargs)
+    return subprocess.Popen(reaped_argv(argv), **popen_kwargs)
 
 
 def terminate_reaped(process: subprocess.Popen, grace_s: float = 5.0) -> None:
@@ -178,7 +186,10 @@ def _launch(argv: list[str]) -> int:
         return 128 + signal.SIGTERM
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP keep their default anyway
+            pass
         os.kill(own_pid, sig)  # die of the same signal, so the caller sees how the program ended
     return os.waitstatus_to_exitcode(status)
 
