@@ -444,11 +444,14 @@ def keep_alive_forever(release: threading.Event) -> Iterator[bytes]:
 
 def test_keep_alive_comments_cannot_hold_a_stream_past_its_total_deadline(scripted):
     release = threading.Event()
-    server = scripted(Reply(200, keep_alive_forever(release), EVENTS))
-    llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
     try:
+        server = scripted(Reply(200, keep_alive_forever(release), EVENTS))
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
         with pytest.raises(LLMError, match=r"total time limit of 0\.5 s \(total_timeout_s\)"):
             list(llm.stream_text("hi"))
+
+        server = scripted(Reply(200, keep_alive_forever(release), EVENTS))  # a stream of its own
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
 
         async def stream() -> list[str]:
             return [delta async for delta in llm.astream_text("hi")]

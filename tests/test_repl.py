@@ -414,7 +414,9 @@ def test_persona_configs_run_in_the_repl(persona, tmp_path):
     assert proc.stdout.splitlines() == ["俺老猪来也！", "this agent has no tools", "吃饭去！"]
     records = trace_records(trace)  # written by the REPL for an agent that writes none
     assert [r["text"] for r in records if r["type"] == "user"] == ["你是谁？", "去哪儿？"]
-    last_prompt = [r for r in records if r["type"] == "prompt"][-1]["messages"]
+    from inkagent.trace import read_records  # prompts are stored as what they add: made whole here
+
+    last_prompt = [r for r in read_records(trace) if r["type"] == "prompt"][-1]["messages"]
     assert [m["content"] for m in last_prompt if m["role"] != "system"] == [
         "你是谁？",
         "俺老猪来也！",
