@@ -23,12 +23,17 @@ config keys (ready configs in configs/):
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
                                    max_new_tokens, temperature, top_p, top_k, meta_template
                  OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
-                                   holds the key; never the key itself), mode: completions | chat, timeout
+                                   holds the key; never the key itself), mode: completions | chat, timeout,
+                                   total_timeout_s (per request, default 600), max_retries, max_retry_wait_s
   agent        {type: Internlm2Agent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
-               tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt}
+               tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt,
+               generation: {temperature: ..., ...}}: the agent's own settings; generation options go
+               under agent.generation or llm. An unknown key anywhere is an error naming the closest one.
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
                config), or {type: ..., its arguments}
-  interpreter  {type: IPythonInterpreter, timeout_s: 20, ...}; omit for no code interpreter
+  interpreter  {type: IPythonInterpreter, timeout_s: 20, memory_limit_mb, work_dir, env: [NAME, ...]};
+               omit for no code interpreter. The kernel gets a minimal environment: only the variables
+               named in env (or {NAME: value}) beyond PATH, locale and what Python needs
   task         the task when --task is not given
   trace        where the JSON-lines trace goes (default runs/<time>.trace.jsonl); see `inkagent trace show`
 
