@@ -271,3 +271,49 @@ def _calculator():
     from inkagent.registry import load_object
 
     return load_object(CALCULATOR)
+
+
+def _echo():
+    from inkagent.actions import tool
+
+    @tool
+    def echo(text: str) -> str:
+        """Say it back.
+
+        Args:
+            text: what to say
+        """
+        print(text)
+        return text.encode("utf-8", "surrogatepass")  # bytes that may not be UTF-8
+
+    return echo
+
+
+_PIECES = ["<|action_start|><|plugin|>\n", '{"name": "echo", "parameters": {"text": "', '"}}', "<|action_end|>\n",
+           "<|im_end|>", "\x00", "\ud800", "\udfff", "\\ud800", "汉字", "\r", "\n"]
+
+
+def test_any_model_text_goes_through_the_agent_and_its_trace_without_an_exception(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from inkagent.agents import Internlm2Agent
+    from inkagent.llms import ScriptedLLM
+    from inkagent.schema import TextDelta
+    from inkagent.trace import read_trace
+
+    trace = tmp_path / "fuzz.jsonl"
+    pieces = st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=20)), max_size=12)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(pieces.map("".join), min_size=1, max_size=3))
+    def run(outputs):
+        trace.unlink(missing_ok=True)
+        agent = Internlm2Agent(llm=ScriptedLLM(outputs, cycle=True), plugin_executor=[_echo()], max_turn=3,
+                               trace=trace)
+        events = [e for e in agent.stream("go \ud800\x00") if not isinstance(e, TextDelta)]
+        agent.close()
+        assert events[-1].type == "final_answer"
+        assert [e.type for e in read_trace(trace)] == [e.type for e in events]
+
+    run()
