@@ -60,9 +60,9 @@ def _install() -> None:
     global _ACTIVE
     with _LOCK:
         _ACTIVE += 1
-        if _ACTIVE == 1:
-            for name in ("stdout", "stderr"):
-                stream = getattr(sys, name)
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, _RoutedStream):  # first capture, or someone replaced the stream since
                 _SAVED[name] = stream
                 setattr(sys, name, _RoutedStream(stream))
 
