@@ -360,3 +360,21 @@ def test_close_reaps_detached_and_double_forked_processes():
     gone, alive = psutil.wait_procs(launched, timeout=10)
     alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     assert not alive and set(pids) <= {p.pid for p in gone}
+
+
+def test_ctrl_c_on_the_calling_thread_stops_the_cell_too(tmp_path):
+    import _thread
+
+    with IPythonInterpreter(timeout_s=60, work_dir=tmp_path) as interpreter:
+        interpreter.run("kept = 1")
+        code = "import time\nopen('started', 'w').close()\nwhile True: time.sleep(0.01)"
+
+        def press_ctrl_c() -> None:
+            _wait_for(lambda: (tmp_path / "started").exists(), "the cell to start")
+            _thread.interrupt_main()  # KeyboardInterrupt on the agent's (this) thread, as in the REPL
+
+        threading.Thread(target=press_ctrl_c).start()
+        with pytest.raises(KeyboardInterrupt):
+            interpreter.run(code)
+        after = interpreter.run("print(kept)")  # not queued behind a cell still looping in the kernel
+        assert after.ok and after.output == "1"

@@ -362,6 +362,7 @@ class IPythonInterpreter(Action):
         self._figures = 0
         self._work_dir: Path | None = None
         self._busy = False  # a call is running (set under the lock)
+        self._running_msg: str | None = None  # the execute request of the running call
         self._interrupt = threading.Event()  # the user asked to stop the running call
 
     # -- the working directory and the kernel -------------------------------------------------
@@ -422,6 +423,34 @@ class IPythonInterpreter(Action):
         if self._busy:
             self._interrupt.set()
 
+    def _stop_abandoned_cell(self) -> None:
+        """Interrupt the cell a call stopped waiting for, and wait until the kernel is idle again (else
+        the kernel would abort the next call, queued behind a cell that ends in an error)."""
+        kernel, msg_id = self._resources.kernel, self._running_msg
+        if kernel is None or msg_id is None or not kernel.alive():
+            return
+        deadline = time.monotonic() + self.interrupt_grace_s
+        signalled_at = -math.inf
+        while time.monotonic() < deadline:
+            if time.monotonic() - signalled_at >= _RESIGNAL_S:
+                signalled_at = time.monotonic()
+                try:
+                    kernel.interrupt()
+                except OSError:
+                    break
+            try:
+                msg = kernel.client.iopub_channel.get_msg(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+            ):
+                kernel.reply(msg_id, 1.0)
+                return
+        self._resources.stop_kernel()  # it would not stop: start clean on the next call
+
     @property
     def busy(self) -> bool:
         """Whether a call is running now."""
@@ -462,6 +491,9 @@ class IPythonInterpreter(Action):
             try:
                 kernel = self._kernel()
                 outcome = self._execute(kernel, code, self.timeout_s)
+            except BaseException:  # e.g. Ctrl-C on this thread: the cell must not run on unwatched
+                self._stop_abandoned_cell()
+                raise
             finally:
                 self._busy = False
                 self._interrupt.clear()
@@ -475,6 +507,7 @@ class IPythonInterpreter(Action):
         msg_id = client.execute(
             code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
         )
+        self._running_msg = msg_id
         output = OutputBuffer(self.max_output_chars)
         files: list[str] = []
         outcome: dict[str, Any] = {"status": "ok", "files": files}
@@ -520,7 +553,9 @@ class IPythonInterpreter(Action):
                 continue  # left over from an earlier, interrupted call
             kind, content = msg["msg_type"], msg["content"]
             if kind == "status" and content.get("execution_state") == "idle":
-                kernel.reply(msg_id, 5.0)  # take the shell reply off the socket
+                reply = kernel.reply(msg_id, 5.0)  # take the shell reply off the socket
+                if reply is not None and reply["content"].get("status") == "aborted" and outcome["status"] == "ok":
+                    outcome["status"] = "aborted"  # queued behind a cell that failed: it never ran
                 break
             if kind == "stream":
                 output.add(strip_ansi(content.get("text", "")))
@@ -537,6 +572,7 @@ class IPythonInterpreter(Action):
                         content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"]
                     )
                     output.add(strip_ansi(traceback), block=True)
+        self._running_msg = None
         outcome["text"] = output.text()
         outcome["duration_s"] = time.monotonic() - started
         return outcome
@@ -588,6 +624,9 @@ class IPythonInterpreter(Action):
                 tail = "variables defined before are kept."
             message = f"Interrupted: the code was stopped by the user (KeyboardInterrupt); {tail}"
             error_type = "interrupted"
+        elif status == "aborted":
+            message = "The kernel did not run the code (it aborted it after an earlier error); run it again."
+            error_type = "tool_error"
         elif status == "timeout":
             if outcome.get("restarted"):
                 tail = "it did not stop when interrupted, so the kernel was restarted: variables and imports are lost."
