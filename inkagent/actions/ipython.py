@@ -121,7 +121,8 @@ _RESIGNAL_S = 1.0  # how often an interrupt is repeated while the cell has not s
 #: Variables the kernel inherits from the agent: what programs, Python, locales and numeric libraries
 #: need, and nothing that may hold a secret (API keys, tokens, cloud credentials stay with the agent).
 KERNEL_ENV_ALLOWLIST = frozenset({
-    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "USER", "LOGNAME",
+    "SSL_CERT_FILE", "SSL_CERT_DIR",
     "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED",
     "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "MPLCONFIGDIR", "IPYTHONDIR",
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
