@@ -442,6 +442,12 @@ def keep_alive_forever(release: threading.Event) -> Iterator[bytes]:
         yield b": keep-alive\n\n"
 
 
+def trickle_forever(release: threading.Event) -> Iterator[bytes]:
+    yield b"data: "
+    while not release.wait(0.05):
+        yield b"x"
+
+
 def test_keep_alive_comments_cannot_hold_a_stream_past_its_total_deadline(scripted):
     release = threading.Event()
     try:
@@ -458,6 +464,11 @@ def test_keep_alive_comments_cannot_hold_a_stream_past_its_total_deadline(script
 
         with pytest.raises(LLMError, match="total_timeout_s"):
             asyncio.run(stream())
+
+        server = scripted(Reply(200, trickle_forever(release), EVENTS))  # bytes, never a whole line
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
+        with pytest.raises(LLMError, match="total_timeout_s"):
+            list(llm.stream_text("hi"))
     finally:
         release.set()
 
@@ -472,3 +483,11 @@ def test_retry_after_waits_are_capped_and_count_against_the_deadline(scripted):
     with pytest.raises(LLMError, match=r"waiting 30\.0 s more would pass the request's total time limit of 5 s"):
         llm.generate("hi")
     assert len(server.requests) == 1
+
+
+def test_stream_lines_split_on_crlf_cr_and_lf_even_across_chunks():
+    from inkagent.llms.openai_compat import _LineSplitter
+
+    chunks = ["data: a\r", "\ndata: b\rdata: c\n", "\n", "data: \u2028d", "\r\n\r\ndata: e"]
+    lines = list(_LineSplitter().lines(iter(chunks), lambda: None))
+    assert lines == ["data: a", "data: b", "data: c", "", "data: \u2028d", "", "data: e"]

@@ -84,6 +84,39 @@ class SSEDecoder:
         return self.feed("")
 
 
+class _LineSplitter:
+    """Text chunks into lines ending in CRLF, CR or LF (the SSE rule), the deadline checked per chunk."""
+
+    _END = re.compile(r"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def feed(self, chunk: str) -> list[str]:
+        text = self._buffer + chunk
+        out, start = [], 0
+        for match in self._END.finditer(text):
+            if match.group() == "\r" and match.end() == len(text):
+                break  # maybe the first half of a CRLF: wait for the next chunk
+            out.append(text[start : match.start()])
+            start = match.end()
+        self._buffer = text[start:]
+        return out
+
+    def flush(self) -> str | None:
+        """The last line, if the text did not end with a line break."""
+        rest, self._buffer = self._buffer.rstrip("\r"), ""
+        return rest or None
+
+    def lines(self, chunks: Iterator[str], check: Any) -> Iterator[str]:
+        for chunk in chunks:
+            check()
+            yield from self.feed(chunk)
+        rest = self.flush()
+        if rest is not None:
+            yield rest
+
+
 class _Assembler:
     """Builds one `Completion` from a response body or a stream of chunks (shared by sync and async)."""
 
@@ -490,8 +523,8 @@ class OpenAICompatible(LLM):
         response = self._send(payload, deadline)
         decoder = SSEDecoder()
         try:
-            for line in response.iter_lines():
-                self._check_deadline(deadline)
+            lines = _LineSplitter()
+            for line in lines.lines(response.iter_text(), lambda: self._check_deadline(deadline)):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -631,8 +664,7 @@ class OpenAICompatible(LLM):
         response = await self._asend(client, payload, deadline)
         decoder = SSEDecoder()
         try:
-            async for line in response.aiter_lines():
-                self._check_deadline(deadline)
+            async for line in self._alines(response, deadline):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -651,6 +683,16 @@ class OpenAICompatible(LLM):
         finally:
             await response.aclose()
             self._remember(assembler.result())
+
+    async def _alines(self, response: httpx.Response, deadline: float | None) -> AsyncIterator[str]:
+        lines = _LineSplitter()
+        async for chunk in response.aiter_text():
+            self._check_deadline(deadline)  # each piece, so a server trickling bytes is held to it too
+            for line in lines.feed(chunk):
+                yield line
+        rest = lines.flush()
+        if rest is not None:
+            yield rest
 
     async def acomplete_many(
         self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params
