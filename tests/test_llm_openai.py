@@ -486,8 +486,8 @@ def test_retry_after_waits_are_capped_and_count_against_the_deadline(scripted):
 
 
 def test_stream_lines_split_on_crlf_cr_and_lf_even_across_chunks():
-    from inkagent.llms.openai_compat import _LineSplitter
+    from inkagent.llms.lines import LineSplitter
 
     chunks = ["data: a\r", "\ndata: b\rdata: c\n", "\n", "data: \u2028d", "\r\n\r\ndata: e"]
-    lines = list(_LineSplitter().lines(iter(chunks), lambda: None))
+    lines = list(LineSplitter().lines(iter(chunks), lambda: None))
     assert lines == ["data: a", "data: b", "data: c", "", "data: \u2028d", "", "data: e"]

@@ -38,6 +38,7 @@ from ..errors import ActionError, MissingDependency, require
 from ..schema import ActionResult
 from ..subreaper import program_pid, spawn_reaped, terminate_reaped
 from .base import Action
+from .kernel_env import KERNEL_ENV_ALLOWLIST, extra_env, kernel_environment  # noqa: F401
 from .output import OutputBuffer
 
 logger = logging.getLogger(__name__)
@@ -116,45 +117,6 @@ _FENCED = re.compile(r"\A\s*```[\w+-]*[^\S\n]*\n(?P<code>.*?)\n?```\s*\Z", re.DO
 _IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
 _POLL_S = 0.25  # how often a waiting call checks that the kernel process is still alive
 _RESIGNAL_S = 1.0  # how often an interrupt is repeated while the cell has not stopped
-
-
-#: Variables the kernel inherits from the agent: what programs, Python, locales and numeric libraries
-#: need, and nothing that may hold a secret (API keys, tokens, cloud credentials stay with the agent).
-KERNEL_ENV_ALLOWLIST = frozenset({
-    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "USER", "LOGNAME",
-    "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED",
-    "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "MPLCONFIGDIR", "IPYTHONDIR",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-})
-
-
-def kernel_environment(work_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The kernel's environment: the allowlisted variables of the agent (`KERNEL_ENV_ALLOWLIST`, `LC_*`),
-    HOME set to the working directory, matplotlib's inline backend, plus `extra` (from `env=`)."""
-    env = {k: v for k, v in os.environ.items() if k in KERNEL_ENV_ALLOWLIST or k.startswith("LC_")}
-    home = Path.home()
-    env.update(
-        HOME=str(work_dir),
-        # caches stay where the agent keeps them: matplotlib's font cache is not rebuilt at every start
-        MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR") or str(home / ".cache" / "matplotlib"),
-        IPYTHONDIR=os.environ.get("IPYTHONDIR") or str(home / ".ipython"),
-        MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures come back as PNG displays
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-    )
-    env.update(extra or {})
-    return env
-
-
-def _extra_env(env: list[str] | dict[str, str] | None) -> dict[str, str]:
-    """`env=` as variables: names are copied from the agent's environment (if set), a mapping as given."""
-    if env is None:
-        return {}
-    if isinstance(env, dict):
-        return {str(k): str(v) for k, v in env.items()}
-    if isinstance(env, str):
-        env = [env]
-    return {name: os.environ[name] for name in env if name in os.environ}
 
 
 def strip_ansi(text: str) -> str:
@@ -352,7 +314,7 @@ class IPythonInterpreter(Action):
         self.max_output_chars = max_output_chars
         self.startup_timeout_s = startup_timeout_s
         self.interrupt_grace_s = interrupt_grace_s
-        self.env = _extra_env(env)
+        self.env = extra_env(env)
         self._work_dir_arg = Path(work_dir).expanduser().resolve() if work_dir is not None else None
         # the interpreter enforces its own limit (interrupt, then restart): an executor must not abandon
         # a call while the kernel still runs it

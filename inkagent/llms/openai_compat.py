@@ -23,9 +23,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import os
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +33,9 @@ import httpx
 from lagent.llms.meta_template import INTERNLM2_META
 
 from ..errors import ConfigError, LLMError
+from .apikey import API_KEY_IN_CONFIG, read_api_key
 from .base import LLM, GenerationStats, Prompt
+from .lines import LineSplitter
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -82,39 +82,6 @@ class SSEDecoder:
     def close(self) -> str | None:
         """End of the body: an event not followed by a blank line still counts."""
         return self.feed("")
-
-
-class _LineSplitter:
-    """Text chunks into lines ending in CRLF, CR or LF (the SSE rule), the deadline checked per chunk."""
-
-    _END = re.compile(r"\r\n|\r|\n")
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def feed(self, chunk: str) -> list[str]:
-        text = self._buffer + chunk
-        out, start = [], 0
-        for match in self._END.finditer(text):
-            if match.group() == "\r" and match.end() == len(text):
-                break  # maybe the first half of a CRLF: wait for the next chunk
-            out.append(text[start : match.start()])
-            start = match.end()
-        self._buffer = text[start:]
-        return out
-
-    def flush(self) -> str | None:
-        """The last line, if the text did not end with a line break."""
-        rest, self._buffer = self._buffer.rstrip("\r"), ""
-        return rest or None
-
-    def lines(self, chunks: Iterator[str], check: Any) -> Iterator[str]:
-        for chunk in chunks:
-            check()
-            yield from self.feed(chunk)
-        rest = self.flush()
-        if rest is not None:
-            yield rest
 
 
 class _Assembler:
@@ -279,7 +246,7 @@ class OpenAICompatible(LLM):
             raise ConfigError(f"mode must be 'completions' or 'chat', not {mode!r}")
         if "api_key" in kwargs:
             raise ConfigError(API_KEY_IN_CONFIG)
-        key = _read_api_key(api_key_env)
+        key = read_api_key(api_key_env)
         kwargs.pop("path", None)
         super().__init__(path=model, meta_template=meta_template, **kwargs)
         self.gen_params["do_sample"] = do_sample
@@ -523,7 +490,7 @@ class OpenAICompatible(LLM):
         response = self._send(payload, deadline)
         decoder = SSEDecoder()
         try:
-            lines = _LineSplitter()
+            lines = LineSplitter()
             for line in lines.lines(response.iter_text(), lambda: self._check_deadline(deadline)):
                 data = decoder.feed(line)
                 if data is None:
@@ -685,7 +652,7 @@ class OpenAICompatible(LLM):
             self._remember(assembler.result())
 
     async def _alines(self, response: httpx.Response, deadline: float | None) -> AsyncIterator[str]:
-        lines = _LineSplitter()
+        lines = LineSplitter()
         async for chunk in response.aiter_text():
             self._check_deadline(deadline)  # each piece, so a server trickling bytes is held to it too
             for line in lines.feed(chunk):
@@ -725,31 +692,6 @@ class OpenAICompatible(LLM):
     def generate_many(self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params) -> list[str]:
         """The answer texts of many prompts, at most `concurrency` requests at a time."""
         return [c.text for c in self.complete_many(inputs, concurrency=concurrency, **gen_params)]
-
-
-#: The message for `api_key:` in a config (secrets stay out of files).
-API_KEY_IN_CONFIG = (
-    "api_key is not read from configs (a key in a file ends up in repositories and logs): put the key in "
-    "an environment variable and name the variable with api_key_env, e.g. api_key_env: OPENAI_API_KEY"
-)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _read_api_key(api_key_env: str | None) -> str | None:
-    """The key held by the variable `api_key_env` names; a `ConfigError` that never shows a key."""
-    if not api_key_env:
-        return None
-    if not isinstance(api_key_env, str) or not _ENV_NAME.fullmatch(api_key_env):
-        raise ConfigError(
-            "api_key_env must be the NAME of an environment variable that holds the key (e.g. OPENAI_API_KEY), "
-            "not the key itself; the value given is not shown, since it may be a key"
-        )
-    key = os.environ.get(api_key_env)
-    if key:
-        return key
-    # a name like sk_live_... may be a key written in the wrong place: only show conventional names
-    shown = api_key_env if api_key_env.isupper() and len(api_key_env) <= 64 else "named by api_key_env (not shown)"
-    raise ConfigError(f"the API key variable {shown} is not set in the environment")
 
 
 def _json(body: bytes) -> dict:

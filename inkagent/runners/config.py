@@ -162,7 +162,7 @@ def accepted_keywords(target: Any) -> set[str] | None:
 def unknown_key_error(key: str, valid: set[str] | frozenset[str], *, path: str | None, where: str) -> ConfigError:
     """A config error naming the unknown `key` under `where` and the closest valid key."""
     if key == "api_key":
-        from ..llms.openai_compat import API_KEY_IN_CONFIG
+        from ..llms.apikey import API_KEY_IN_CONFIG
 
         return ConfigError(API_KEY_IN_CONFIG, path=path, key=f"{where}.{key}")
     close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
