@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from .runners.logsetup import configure_logging
+
+    configure_logging(level)  # one line per message, hub retries collapsed
     return int(args._runner(args) or 0)
 
 

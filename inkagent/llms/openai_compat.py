@@ -23,7 +23,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -34,7 +33,9 @@ import httpx
 
 from ..errors import ConfigError, LLMError
 from ..schema import ToolCallChunk
+from .apikey import API_KEY_IN_CONFIG, read_api_key
 from .base import LLM, GenerationStats, Prompt
+from .lines import LineSplitter
 from .meta_template import INTERNLM2_META
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 Mode = Literal["completions", "chat"]
 #: Statuses worth another try: rate limited, or the server is (temporarily) failing.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass
@@ -216,8 +216,12 @@ class OpenAICompatible(LLM):
         api_key_env: name of the environment variable holding the API key (none sent if None).
         mode: "completions" (inkagent renders the prompt) or "chat" (the server does).
         timeout: seconds to wait for the server (connect, and between bytes of a stream).
+        total_timeout_s: the most one request may take in all, retries and their waits included
+            (`None` for no limit): a server that keeps a stream open with keep-alive comments, or
+            trickles tokens forever, cannot hold the agent past it.
         max_retries: extra attempts after a 429, a 5xx or a connection error.
         retry_backoff_s: the first wait between attempts; it doubles each time (with jitter).
+        max_retry_wait_s: the longest wait between attempts, whatever `Retry-After` asks for.
         extra_body: more fields for every request, for server-specific options (vLLM's `top_k`,
             `repetition_penalty`...). Only standard OpenAI fields are sent otherwise, because some
             servers (transformers serve) reject unknown ones.
@@ -238,8 +242,10 @@ class OpenAICompatible(LLM):
         mode: Mode = "completions",
         *,
         timeout: float = 60.0,
+        total_timeout_s: float | None = 600.0,
         max_retries: int = 3,
         retry_backoff_s: float = 0.5,
+        max_retry_wait_s: float = 30.0,
         extra_body: dict | None = None,
         keep_special_tokens: bool | None = None,
         meta_template: list[dict] | None = INTERNLM2_META,
@@ -248,6 +254,9 @@ class OpenAICompatible(LLM):
     ):
         if mode not in ("completions", "chat"):
             raise ConfigError(f"mode must be 'completions' or 'chat', not {mode!r}")
+        if "api_key" in kwargs:
+            raise ConfigError(API_KEY_IN_CONFIG)
+        key = read_api_key(api_key_env)
         kwargs.pop("path", None)
         super().__init__(path=model, meta_template=meta_template, **kwargs)
         self.gen_params["do_sample"] = do_sample
@@ -255,6 +264,8 @@ class OpenAICompatible(LLM):
         self.base_url = base_url.rstrip("/")
         self.mode: Mode = mode
         self.timeout = timeout
+        self.total_timeout_s = total_timeout_s
+        self.max_retry_wait_s = max_retry_wait_s
         self.max_retries = max(0, int(max_retries))
         self.retry_backoff_s = retry_backoff_s
         self.extra_body = dict(extra_body or {})
@@ -263,16 +274,48 @@ class OpenAICompatible(LLM):
         )
         self.api_key_env = api_key_env
         self.headers = {"Accept": "application/json"}
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ConfigError(f"the API key variable {api_key_env} is not set in the environment")
+        self._secrets: tuple[str, ...] = ()
+        if key:
             self.headers["Authorization"] = f"Bearer {key}"
+            self._secrets = tuple({key, json.dumps(key)[1:-1]})
         self.last_tool_calls: list[dict] = []
         self.last_finish_reason: str | None = None
         self._client: httpx.Client | None = None
 
     # -- plumbing --------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """`text` with the API key replaced by `***` (servers echo keys in their error messages)."""
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _redacted(self, exc: BaseException) -> None:
+        """Scrub the key from `exc`'s message, in place (raise it again after)."""
+        if self._secrets and exc.args:
+            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+
+    def _deadline(self) -> float | None:
+        return None if self.total_timeout_s is None else time.monotonic() + self.total_timeout_s
+
+    def _check_deadline(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise LLMError(
+                f"the request to {self.endpoint} took longer than its total time limit of "
+                f"{self.total_timeout_s:g} s (total_timeout_s): the server kept it open without finishing"
+            )
+
+    def _retry_wait(self, attempt: int, response: httpx.Response | None, deadline: float | None, last: str) -> float:
+        """How long to wait before the next attempt; an error if that would pass the request's deadline."""
+        wait = self._backoff(attempt, response)
+        if deadline is not None and time.monotonic() + wait > deadline:
+            raise LLMError(
+                f"{self.endpoint}: {self.redact(last)}; gave up retrying: waiting {wait:.1f} s more would pass "
+                f"the request's total time limit of {self.total_timeout_s:g} s (total_timeout_s)"
+            )
+        logger.warning("%s: %s; retrying in %.1f s", self.endpoint, self.redact(last), wait)
+        return wait
+
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/{'chat/completions' if self.mode == 'chat' else 'completions'}"
@@ -357,16 +400,23 @@ class OpenAICompatible(LLM):
     def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None and response.headers.get("retry-after"):
             try:
-                return min(float(response.headers["retry-after"]), _MAX_RETRY_AFTER_S)
+                return max(0.0, min(float(response.headers["retry-after"]), self.max_retry_wait_s))
             except ValueError:
                 pass  # an HTTP date: fall back to our own schedule
-        return self.retry_backoff_s * (2**attempt) * (1 + 0.1 * random.random())
+        return min(self.retry_backoff_s * (2**attempt) * (1 + 0.1 * random.random()), self.max_retry_wait_s)
 
     def _give_up(self, attempts: int, last: str) -> LLMError:
         return LLMError(
-            f"the OpenAI-compatible server at {self.base_url} did not answer ({last}) after {attempts} "
-            f"attempt(s); is it running, and is base_url right?"
+            f"the OpenAI-compatible server at {self.base_url} did not answer ({self.redact(last)}) after "
+            f"{attempts} attempt(s); is it running, and is base_url right?"
         )
+
+    def _transport_error(self, exc: httpx.TransportError) -> str:
+        """What went wrong on the wire, naming the limit when one was hit."""
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, httpx.TimeoutException):
+            text += f" (no answer within timeout={self.timeout:g} s)"
+        return text
 
     def _refuses_special_tokens_flag(self, response: httpx.Response, payload: dict) -> bool:
         """Whether the server rejected our `skip_special_tokens` field; if so, stop sending it."""
@@ -385,10 +435,12 @@ class OpenAICompatible(LLM):
 
     def _http_error(self, response: httpx.Response) -> LLMError:
         """The error for a final (non-retryable) HTTP error status."""
-        return LLMError(f"{self.endpoint} answered HTTP {response.status_code}: {_response_error(response)}")
+        return LLMError(
+            f"{self.endpoint} answered HTTP {response.status_code}: {self.redact(_response_error(response))}"
+        )
 
     # -- synchronous -----------------------------------------------------------------------------------
-    def _send(self, payload: dict) -> httpx.Response:
+    def _send(self, payload: dict, deadline: float | None = None) -> httpx.Response:
         """POST with retries; returns an open (streamed) response with a 2xx status."""
         last = ""
         for attempt in range(self.max_retries + 1):
@@ -397,7 +449,7 @@ class OpenAICompatible(LLM):
                 request = self.client.build_request("POST", self.endpoint, json=payload)
                 response = self.client.send(request, stream=True)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = self._transport_error(exc)
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
@@ -405,30 +457,41 @@ class OpenAICompatible(LLM):
                     response.read()
                     response.close()
                     if self._refuses_special_tokens_flag(response, payload):
-                        return self._send(payload)
+                        return self._send(payload, deadline)
                     raise self._http_error(response)
                 response.read()
                 response.close()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
             if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
-                time.sleep(wait)
+                time.sleep(self._retry_wait(attempt, response, deadline, last))
         raise self._give_up(self.max_retries + 1, last)
 
     def complete(self, inputs: Prompt, **gen_params) -> Completion:
         """One non-streamed request; the full answer with tool calls and stats."""
         payload, stop_words = self._payload(inputs, gen_params, stream=False)
         assembler = _Assembler(stop_words)
-        response = self._send(payload)
-        try:
-            response.read()
-        except httpx.TransportError as exc:
-            raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
-        finally:
-            response.close()
-        assembler.body(_json(response))
+        assembler.body(self.post_json(payload))
         return self._remember(assembler.result())
+
+    def post_json(self, payload: dict) -> dict:
+        """POST `payload` (a whole request body) to the endpoint, with retries and the total deadline, and
+        return the JSON answer. Raises `LLMError` (the key scrubbed from its message)."""
+        try:
+            deadline = self._deadline()
+            response = self._send(payload, deadline)
+            chunks = []
+            try:
+                for chunk in response.iter_bytes():
+                    self._check_deadline(deadline)
+                    chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
+            finally:
+                response.close()
+            return _json(b"".join(chunks))
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
 
     def stream_deltas(self, inputs: Prompt, **gen_params) -> Iterator[str | ToolCallChunk]:
         """Stream the answer as text deltas (`str`) and, in mode='chat', the streamed `tool_calls` pieces
@@ -439,12 +502,21 @@ class OpenAICompatible(LLM):
     def stream_text(self, inputs: Prompt, *, tool_deltas: bool = False, **gen_params) -> Iterator[Any]:
         """Stream the answer as text deltas (stop words cut); tool calls land in `last_tool_calls`
         (and are yielded as `ToolCallChunk`s too with `tool_deltas=True`, see `stream_deltas`)."""
+        try:
+            yield from self._stream_text(inputs, gen_params, tool_deltas)
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
+
+    def _stream_text(self, inputs: Prompt, gen_params: dict, tool_deltas: bool) -> Iterator[Any]:
         payload, stop_words = self._payload(inputs, gen_params, stream=True)
         assembler = _Assembler(stop_words)
-        response = self._send(payload)
+        deadline = self._deadline()
+        response = self._send(payload, deadline)
         decoder = SSEDecoder()
         try:
-            for line in response.iter_lines():
+            lines = LineSplitter()
+            for line in lines.lines(response.iter_text(), lambda: self._check_deadline(deadline)):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -506,7 +578,9 @@ class OpenAICompatible(LLM):
         """A new async client with this backend's timeout and headers (close it when done)."""
         return httpx.AsyncClient(timeout=self._timeout(), headers=self.headers)
 
-    async def _asend(self, client: httpx.AsyncClient, payload: dict) -> httpx.Response:
+    async def _asend(
+        self, client: httpx.AsyncClient, payload: dict, deadline: float | None = None
+    ) -> httpx.Response:
         last = ""
         for attempt in range(self.max_retries + 1):
             response = None
@@ -514,7 +588,7 @@ class OpenAICompatible(LLM):
                 request = client.build_request("POST", self.endpoint, json=payload)
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = self._transport_error(exc)
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
@@ -522,15 +596,13 @@ class OpenAICompatible(LLM):
                     await response.aread()
                     await response.aclose()
                     if self._refuses_special_tokens_flag(response, payload):
-                        return await self._asend(client, payload)
+                        return await self._asend(client, payload, deadline)
                     raise self._http_error(response)
                 await response.aread()
                 await response.aclose()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
             if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
-                await asyncio.sleep(wait)
+                await asyncio.sleep(self._retry_wait(attempt, response, deadline, last))
         raise self._give_up(self.max_retries + 1, last)
 
     async def acomplete(
@@ -540,17 +612,25 @@ class OpenAICompatible(LLM):
         if client is None:
             async with self.async_client() as own:
                 return await self.acomplete(inputs, client=own, **gen_params)
-        payload, stop_words = self._payload(inputs, gen_params, stream=False)
-        assembler = _Assembler(stop_words)
-        response = await self._asend(client, payload)
         try:
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
-        finally:
-            await response.aclose()
-        assembler.body(_json(response))
-        return assembler.result()
+            payload, stop_words = self._payload(inputs, gen_params, stream=False)
+            assembler = _Assembler(stop_words)
+            deadline = self._deadline()
+            response = await self._asend(client, payload, deadline)
+            chunks = []
+            try:
+                async for chunk in response.aiter_bytes():
+                    self._check_deadline(deadline)
+                    chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
+            finally:
+                await response.aclose()
+            assembler.body(_json(b"".join(chunks)))
+            return assembler.result()
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
 
     async def agenerate(self, inputs: Prompt, **gen_params) -> str:
         """Async: the answer text for one prompt (or messages)."""
@@ -566,12 +646,21 @@ class OpenAICompatible(LLM):
                 async for delta in self.astream_text(inputs, client=own, **gen_params):
                     yield delta
             return
+        try:
+            async for delta in self._astream_text(inputs, client, gen_params):
+                yield delta
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
+
+    async def _astream_text(self, inputs: Prompt, client: httpx.AsyncClient, gen_params: dict) -> AsyncIterator[str]:
         payload, stop_words = self._payload(inputs, gen_params, stream=True)
         assembler = _Assembler(stop_words)
-        response = await self._asend(client, payload)
+        deadline = self._deadline()
+        response = await self._asend(client, payload, deadline)
         decoder = SSEDecoder()
         try:
-            async for line in response.aiter_lines():
+            async for line in self._alines(response, deadline):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -590,6 +679,16 @@ class OpenAICompatible(LLM):
         finally:
             await response.aclose()
             self._remember(assembler.result())
+
+    async def _alines(self, response: httpx.Response, deadline: float | None) -> AsyncIterator[str]:
+        lines = LineSplitter()
+        async for chunk in response.aiter_text():
+            self._check_deadline(deadline)  # each piece, so a server trickling bytes is held to it too
+            for line in lines.feed(chunk):
+                yield line
+        rest = lines.flush()
+        if rest is not None:
+            yield rest
 
     async def acomplete_many(
         self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params
@@ -624,13 +723,13 @@ class OpenAICompatible(LLM):
         return [c.text for c in self.complete_many(inputs, concurrency=concurrency, **gen_params)]
 
 
-def _json(response: httpx.Response) -> dict:
+def _json(body: bytes) -> dict:
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LLMError(f"the server's answer is not JSON: {response.text[:300]!r}") from exc
+        raise LLMError(f"the server's answer is not JSON: {body[:300]!r}") from exc
     if not isinstance(payload, dict):
-        raise LLMError(f"the server's answer is not a JSON object: {response.text[:300]!r}")
+        raise LLMError(f"the server's answer is not a JSON object: {body[:300]!r}")
     return payload
 
 
