@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from lagent.llms.meta_template import INTERNLM2_META
 
 from ..errors import ConfigError, LLMError
 from .base import LLM, GenerationStats, Prompt
+from .replicas import Replica, ReplicaSet, normalize_base_urls
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,10 @@ Mode = Literal["completions", "chat"]
 #: Statuses worth another try: rate limited, or the server is (temporarily) failing.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S = 60.0
+#: Requests in flight per async connection pool in `acomplete_many`. httpcore's pool scans all its
+#: connections on every request event (quadratic in the pool's size), so many requests in flight are
+#: spread over several small pools rather than one big one.
+_SHARD_SIZE = 8
 
 
 @dataclass
@@ -202,11 +209,16 @@ class OpenAICompatible(LLM):
 
     Args:
         model: the model name the server knows (vLLM: the `--served-model-name` or the path).
-        base_url: the API root including `/v1`, e.g. `http://127.0.0.1:23333/v1`.
+        base_url: the API root including `/v1`, e.g. `http://127.0.0.1:23333/v1`; or a list of them,
+            the replicas of one model (data-parallel vLLM / LMDeploy servers): each request goes to
+            the replica with the fewest requests in flight, and one that fails (connection error,
+            429, 5xx) is avoided for a while and the request is sent to another.
         api_key_env: name of the environment variable holding the API key (none sent if None).
         mode: "completions" (inkagent renders the prompt) or "chat" (the server does).
         timeout: seconds to wait for the server (connect, and between bytes of a stream).
-        max_retries: extra attempts after a 429, a 5xx or a connection error.
+        max_retries: extra attempts after a 429, a 5xx or a connection error (with replicas: extra
+            rounds after every replica failed; a failed request first moves to another replica
+            without waiting).
         retry_backoff_s: the first wait between attempts; it doubles each time (with jitter).
         extra_body: more fields for every request, for server-specific options (vLLM's `top_k`,
             `repetition_penalty`...). Only standard OpenAI fields are sent otherwise, because some
@@ -223,7 +235,7 @@ class OpenAICompatible(LLM):
     def __init__(
         self,
         model: str = "",
-        base_url: str = "http://127.0.0.1:8000/v1",
+        base_url: str | Sequence[str] = "http://127.0.0.1:8000/v1",
         api_key_env: str | None = None,
         mode: Mode = "completions",
         *,
@@ -242,7 +254,9 @@ class OpenAICompatible(LLM):
         super().__init__(path=model, meta_template=meta_template, **kwargs)
         self.gen_params["do_sample"] = do_sample
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = normalize_base_urls(base_url)
+        self.base_url = self.base_urls[0]
+        self.replicas = ReplicaSet(self.base_urls, cooldown_s=max(retry_backoff_s, 0.05))
         self.mode: Mode = mode
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
@@ -264,16 +278,27 @@ class OpenAICompatible(LLM):
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
+    def _path(self) -> str:
+        return "chat/completions" if self.mode == "chat" else "completions"
+
+    @property
     def endpoint(self) -> str:
-        return f"{self.base_url}/{'chat/completions' if self.mode == 'chat' else 'completions'}"
+        """The URL requests go to (with several replicas: the first one's; see `base_urls`)."""
+        return f"{self.base_url}/{self._path}"
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
 
+    def _limits(self, in_flight: int) -> httpx.Limits:
+        """Pool limits for `in_flight` concurrent requests: keep-alive connections to every replica."""
+        connections = max(1, in_flight) * len(self.base_urls)
+        return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
     @property
     def client(self) -> httpx.Client:
+        """The blocking client (one pool, shared by all threads; opened on first use)."""
         if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout(), headers=self.headers)
+            self._client = httpx.Client(timeout=self._timeout(), headers=self.headers, verify=_ssl_context())
         return self._client
 
     def close(self) -> None:
@@ -350,10 +375,44 @@ class OpenAICompatible(LLM):
         return self.retry_backoff_s * (2**attempt) * (1 + 0.1 * random.random())
 
     def _give_up(self, attempts: int, last: str) -> LLMError:
+        where = self.base_url if len(self.base_urls) == 1 else f"any of {', '.join(self.base_urls)}"
         return LLMError(
-            f"the OpenAI-compatible server at {self.base_url} did not answer ({last}) after {attempts} "
+            f"the OpenAI-compatible server at {where} did not answer ({last}) after {attempts} "
             f"attempt(s); is it running, and is base_url right?"
         )
+
+    def _round_over(self, failed: set[Replica]) -> bool:
+        """After a failed attempt: whether every replica failed since the last wait (then wait, or give up).
+
+        Otherwise the next attempt goes at once to a replica not yet tried in this round.
+        """
+        if len(failed) < len(self.replicas):
+            return False
+        failed.clear()
+        return True
+
+    def _taken(self, response: httpx.Response, replica: Replica) -> httpx.Response:
+        """A 2xx response: its replica stays counted in flight until `_close` / `_aclose`."""
+        response.extensions["inkagent_replica"] = replica
+        return response
+
+    def _close(self, response: httpx.Response) -> None:
+        """Close a response from `_send` and count its request out of its replica."""
+        try:
+            response.close()
+        finally:
+            replica = response.extensions.pop("inkagent_replica", None)
+            if replica is not None:
+                self.replicas.release(replica, failed=False)
+
+    async def _aclose(self, response: httpx.Response) -> None:
+        """Async `_close`."""
+        try:
+            await response.aclose()
+        finally:
+            replica = response.extensions.pop("inkagent_replica", None)
+            if replica is not None:
+                self.replicas.release(replica, failed=False)
 
     def _refuses_special_tokens_flag(self, response: httpx.Response, payload: dict) -> bool:
         """Whether the server rejected our `skip_special_tokens` field; if so, stop sending it."""
@@ -376,19 +435,28 @@ class OpenAICompatible(LLM):
 
     # -- synchronous -----------------------------------------------------------------------------------
     def _send(self, payload: dict) -> httpx.Response:
-        """POST with retries; returns an open (streamed) response with a 2xx status."""
+        """POST with retries (failing over between replicas); an open (streamed) 2xx response."""
         last = ""
-        for attempt in range(self.max_retries + 1):
+        failed: set[Replica] = set()
+        attempts = waits = 0
+        while True:
             response = None
+            replica = self.replicas.pick(avoid=failed)
+            attempts += 1
+            url = f"{replica.url}/{self._path}"
             try:
-                request = self.client.build_request("POST", self.endpoint, json=payload)
+                request = self.client.build_request("POST", url, json=payload)
                 response = self.client.send(request, stream=True)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
+            except BaseException:  # interrupted: the replica is not to blame
+                self.replicas.release(replica, failed=False)
+                raise
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
-                        return response
+                        return self._taken(response, replica)
+                    self.replicas.release(replica, failed=False)
                     response.read()
                     response.close()
                     if self._refuses_special_tokens_flag(response, payload):
@@ -397,11 +465,17 @@ class OpenAICompatible(LLM):
                 response.read()
                 response.close()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
+            self.replicas.release(replica, failed=True)
+            failed.add(replica)
+            if self._round_over(failed):
+                if waits >= self.max_retries:
+                    raise self._give_up(attempts, last)
+                wait = self._backoff(waits, response)
+                waits += 1
+                logger.warning("%s: %s; retrying in %.1f s", url, last, wait)
                 time.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+            else:
+                logger.warning("%s: %s; trying another replica", url, last)
 
     def complete(self, inputs: Prompt, **gen_params) -> Completion:
         """One non-streamed request; the full answer with tool calls and stats."""
@@ -413,7 +487,7 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
         finally:
-            response.close()
+            self._close(response)
         assembler.body(_json(response))
         return self._remember(assembler.result())
 
@@ -447,7 +521,7 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"the stream from {self.endpoint} broke: {type(exc).__name__}: {exc}") from exc
         finally:
-            response.close()
+            self._close(response)
             self._remember(assembler.result())
 
     def generate(self, inputs: str | list[str], **gen_params) -> str | list[str]:
@@ -478,23 +552,39 @@ class OpenAICompatible(LLM):
         return completion
 
     # -- asynchronous ----------------------------------------------------------------------------------
-    def async_client(self) -> httpx.AsyncClient:
-        """A new async client with this backend's timeout and headers (close it when done)."""
-        return httpx.AsyncClient(timeout=self._timeout(), headers=self.headers)
+    def async_client(self, in_flight: int = 16) -> httpx.AsyncClient:
+        """A new async client with this backend's timeout and headers (close it when done).
+
+        `in_flight`: the most requests it will carry at once (its pool keeps that many connections
+        alive to each replica). Creating one is cheap (the TLS settings are shared).
+        """
+        return httpx.AsyncClient(
+            timeout=self._timeout(), headers=self.headers, limits=self._limits(in_flight), verify=_ssl_context()
+        )
 
     async def _asend(self, client: httpx.AsyncClient, payload: dict) -> httpx.Response:
+        """Async `_send`."""
         last = ""
-        for attempt in range(self.max_retries + 1):
+        failed: set[Replica] = set()
+        attempts = waits = 0
+        while True:
             response = None
+            replica = self.replicas.pick(avoid=failed)
+            attempts += 1
+            url = f"{replica.url}/{self._path}"
             try:
-                request = client.build_request("POST", self.endpoint, json=payload)
+                request = client.build_request("POST", url, json=payload)
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
+            except BaseException:  # cancelled: the replica is not to blame
+                self.replicas.release(replica, failed=False)
+                raise
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
-                        return response
+                        return self._taken(response, replica)
+                    self.replicas.release(replica, failed=False)
                     await response.aread()
                     await response.aclose()
                     if self._refuses_special_tokens_flag(response, payload):
@@ -503,11 +593,17 @@ class OpenAICompatible(LLM):
                 await response.aread()
                 await response.aclose()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
+            self.replicas.release(replica, failed=True)
+            failed.add(replica)
+            if self._round_over(failed):
+                if waits >= self.max_retries:
+                    raise self._give_up(attempts, last)
+                wait = self._backoff(waits, response)
+                waits += 1
+                logger.warning("%s: %s; retrying in %.1f s", url, last, wait)
                 await asyncio.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+            else:
+                logger.warning("%s: %s; trying another replica", url, last)
 
     async def acomplete(
         self, inputs: Prompt, client: httpx.AsyncClient | None = None, **gen_params
@@ -524,7 +620,7 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
         finally:
-            await response.aclose()
+            await self._aclose(response)
         assembler.body(_json(response))
         return assembler.result()
 
@@ -564,24 +660,43 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"the stream from {self.endpoint} broke: {type(exc).__name__}: {exc}") from exc
         finally:
-            await response.aclose()
+            await self._aclose(response)
             self._remember(assembler.result())
 
     async def acomplete_many(
         self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params
     ) -> list[Completion]:
-        """Complete many prompts with at most `concurrency` requests in flight; results in order."""
+        """Complete many prompts with at most `concurrency` requests in flight; results in order.
+
+        `concurrency` workers take the prompts in turn; every `_SHARD_SIZE` workers share one
+        connection pool (a pool's cost per request grows with its size, so 64 requests in flight
+        go through 8 pools of 8 connections). The first error cancels the rest and is raised.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        gate = asyncio.Semaphore(concurrency)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=self._timeout(), headers=self.headers, limits=limits) as client:
+        items = list(inputs)
+        results: list[Completion | None] = [None] * len(items)
+        todo = iter(enumerate(items))
+        workers = min(concurrency, len(items))
+        shards = [self.async_client(_SHARD_SIZE) for _ in range(-(-workers // _SHARD_SIZE))]
 
-            async def one(prompt: Prompt) -> Completion:
-                async with gate:
-                    return await self.acomplete(prompt, client=client, **gen_params)
+        async def work(slot: int) -> None:
+            client = shards[slot // _SHARD_SIZE]
+            for index, prompt in todo:  # shared by all workers: each prompt is taken once
+                results[index] = await self.acomplete(prompt, client=client, **gen_params)
 
-            return list(await asyncio.gather(*(one(prompt) for prompt in inputs)))
+        tasks = [asyncio.ensure_future(work(slot)) for slot in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            for client in shards:
+                await client.aclose()
+        return results  # type: ignore[return-value]  (every slot is filled once gather returns)
 
     def complete_many(self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params) -> list[Completion]:
         """Blocking `acomplete_many` (usable from inside a running event loop too)."""
@@ -608,6 +723,12 @@ def _json(response: httpx.Response) -> dict:
     if not isinstance(payload, dict):
         raise LLMError(f"the server's answer is not a JSON object: {response.text[:300]!r}")
     return payload
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for all clients: building it (loading the CA bundle) costs ~20 ms a client."""
+    return httpx.create_ssl_context()
 
 
 def _run_sync(coroutine: Any) -> Any:
