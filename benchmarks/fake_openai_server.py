@@ -8,8 +8,10 @@ measure the client. Run it in its own process so its CPU is not counted against 
     python benchmarks/fake_openai_server.py [--port 0] [--chunks 8] [--latency-ms 0]
 
 It prints `PORT <n>` on stdout once it listens. `--latency-ms` delays each answer (a model's
-generation time) without using CPU; `--chunks` is the number of content chunks of a streamed answer.
-`start_server()` starts it as a child process and returns its base URL and the process.
+generation time) without using CPU; `--chunks` is the number of content chunks of a streamed answer;
+`--status 503` makes it answer every POST with that error (a failing replica). `GET /stats` returns
+`{"requests": n}`, the POSTs it has received. `start_server()` starts it as a child process and
+returns its base URL and the process. The tests of replicas use it too (a real process to kill).
 """
 
 from __future__ import annotations
@@ -78,9 +80,12 @@ def _stream(chat: bool, chunks: int) -> list[bytes]:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: parse requests with h11, answer each after the configured latency."""
 
-    def __init__(self, answers: dict, latency_s: float) -> None:
+    def __init__(self, answers: dict, latency_s: float, status: int, stats: dict) -> None:
         self.answers = answers
         self.latency_s = latency_s
+        self.status = status
+        self.stats = stats
+        self.method = b""
         self.h11 = h11.Connection(h11.SERVER)
         self.transport: asyncio.Transport | None = None
         self.target = b""
@@ -107,7 +112,7 @@ class _Connection(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                self.target, self.body = event.target, []
+                self.method, self.target, self.body = event.method, event.target, []
             elif isinstance(event, h11.Data):
                 self.body.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -126,9 +131,15 @@ class _Connection(asyncio.Protocol):
         request = json.loads(b"".join(self.body) or b"{}")
         chat = self.target.endswith(b"/chat/completions")
         stream = bool(request.get("stream"))
-        if not (chat or self.target.endswith(b"/completions")):
+        if self.method == b"GET" and self.target == b"/stats":
+            self._send(200, [json.dumps(self.stats).encode()], stream=False)
+        elif not (chat or self.target.endswith(b"/completions")):
             self._send(404, [b'{"error": {"message": "not found"}}'], stream=False)
+        elif self.status != 200:
+            self.stats["requests"] += 1
+            self._send(self.status, [b'{"error": {"message": "replica failing on purpose"}}'], stream=False)
         else:
+            self.stats["requests"] += 1
             self._send(200, self.answers[chat, stream], stream=stream)
         if self.h11.our_state is h11.MUST_CLOSE:
             self.transport.close()
@@ -147,29 +158,28 @@ class _Connection(asyncio.Protocol):
         self.transport.write(b"".join(out))
 
 
-async def serve(port: int, chunks: int, latency_ms: float) -> None:
+async def serve(port: int, chunks: int, latency_ms: float, status: int = 200) -> None:
     """Listen on 127.0.0.1:`port` (0: any free port), print `PORT <n>`, and serve until killed."""
     answers = {
         (chat, stream): _stream(chat, chunks) if stream else [_completion(chat, chunks)]
         for chat in (True, False)
         for stream in (True, False)
     }
+    stats = {"requests": 0}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _Connection(answers, latency_ms / 1000), "127.0.0.1", port, backlog=1024
+        lambda: _Connection(answers, latency_ms / 1000, status, stats), "127.0.0.1", port, backlog=1024
     )
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
-def start_server(chunks: int = 8, latency_ms: float = 0.0) -> tuple[str, subprocess.Popen]:
+def start_server(chunks: int = 8, latency_ms: float = 0.0, status: int = 200) -> tuple[str, subprocess.Popen]:
     """Start the server as a child process; its base URL (with /v1) and the process (terminate it)."""
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--chunks", str(chunks), "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, str(Path(__file__).resolve()), "--chunks", str(chunks)]
+    command += ["--latency-ms", str(latency_ms), "--status", str(status)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("PORT "):
         process.kill()
@@ -182,9 +192,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunks", type=int, default=8, help="content chunks of a streamed answer")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    parser.add_argument("--status", type=int, default=200, help="answer every POST with this status")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.port, args.chunks, args.latency_ms))
+        asyncio.run(serve(args.port, args.chunks, args.latency_ms, args.status))
     except KeyboardInterrupt:
         pass
 
