@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ _MAX_RETRY_AFTER_S = 60.0
 #: Requests in flight per async connection pool in `acomplete_many`. httpcore's pool scans all its
 #: connections on every request event (quadratic in the pool's size), so many requests in flight are
 #: spread over several small pools rather than one big one.
-_SHARD_SIZE = 8
+_SHARD_SIZE = 4
 
 
 @dataclass
@@ -275,6 +276,7 @@ class OpenAICompatible(LLM):
         self.last_tool_calls: list[dict] = []
         self.last_finish_reason: str | None = None
         self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()  # threads share one blocking client: it is made once
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -298,14 +300,19 @@ class OpenAICompatible(LLM):
     def client(self) -> httpx.Client:
         """The blocking client (one pool, shared by all threads; opened on first use)."""
         if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout(), headers=self.headers, verify=_ssl_context())
+            with self._client_lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        timeout=self._timeout(), headers=self.headers, verify=_ssl_context()
+                    )
         return self._client
 
     def close(self) -> None:
         """Close the HTTP connections (a later call opens new ones)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self) -> OpenAICompatible:
         return self
@@ -670,7 +677,7 @@ class OpenAICompatible(LLM):
 
         `concurrency` workers take the prompts in turn; every `_SHARD_SIZE` workers share one
         connection pool (a pool's cost per request grows with its size, so 64 requests in flight
-        go through 8 pools of 8 connections). The first error cancels the rest and is raised.
+        go through 16 pools of 4 connections). The first error cancels the rest and is raised.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
