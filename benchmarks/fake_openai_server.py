@@ -9,7 +9,8 @@ measure the client. Run it in its own process so its CPU is not counted against 
 
 It prints `PORT <n>` on stdout once it listens. `--latency-ms` delays each answer (a model's
 generation time) without using CPU; `--chunks` is the number of content chunks of a streamed answer;
-`--status 503` makes it answer every POST with that error (a failing replica). `GET /stats` returns
+`--status 503` makes it answer every POST with that error (a failing replica); `--echo` answers a
+non-streamed request with its prompt (or last message) instead, so a test can match answers to requests. `GET /stats` returns
 `{"requests": n}`, the POSTs it has received. `start_server()` starts it as a child process and
 returns its base URL and the process. The tests of replicas use it too (a real process to kill).
 """
@@ -29,8 +30,9 @@ import h11
 WORDS = ["The", " answer", " is", " 391", ".", " Seventeen", " times", " twenty-three", " is", " 391", "."]
 
 
-def _completion(chat: bool, chunks: int) -> bytes:
-    text = "".join(WORDS[i % len(WORDS)] for i in range(chunks))
+def _completion(chat: bool, chunks: int, text: str | None = None) -> bytes:
+    if text is None:
+        text = "".join(WORDS[i % len(WORDS)] for i in range(chunks))
     choice: dict = {"index": 0, "finish_reason": "stop", "logprobs": None}
     if chat:
         choice["message"] = {"role": "assistant", "content": text}
@@ -80,8 +82,9 @@ def _stream(chat: bool, chunks: int) -> list[bytes]:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: parse requests with h11, answer each after the configured latency."""
 
-    def __init__(self, answers: dict, latency_s: float, status: int, stats: dict) -> None:
+    def __init__(self, answers: dict, latency_s: float, status: int, stats: dict, echo: bool) -> None:
         self.answers = answers
+        self.echo = echo
         self.latency_s = latency_s
         self.status = status
         self.stats = stats
@@ -138,6 +141,10 @@ class _Connection(asyncio.Protocol):
         elif self.status != 200:
             self.stats["requests"] += 1
             self._send(self.status, [b'{"error": {"message": "replica failing on purpose"}}'], stream=False)
+        elif self.echo and not stream:
+            self.stats["requests"] += 1
+            text = request["messages"][-1]["content"] if chat else request["prompt"]
+            self._send(200, [_completion(chat, 0, text)], stream=False)
         else:
             self.stats["requests"] += 1
             self._send(200, self.answers[chat, stream], stream=stream)
@@ -158,7 +165,7 @@ class _Connection(asyncio.Protocol):
         self.transport.write(b"".join(out))
 
 
-async def serve(port: int, chunks: int, latency_ms: float, status: int = 200) -> None:
+async def serve(port: int, chunks: int, latency_ms: float, status: int = 200, echo: bool = False) -> None:
     """Listen on 127.0.0.1:`port` (0: any free port), print `PORT <n>`, and serve until killed."""
     answers = {
         (chat, stream): _stream(chat, chunks) if stream else [_completion(chat, chunks)]
@@ -168,17 +175,19 @@ async def serve(port: int, chunks: int, latency_ms: float, status: int = 200) ->
     stats = {"requests": 0}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _Connection(answers, latency_ms / 1000, status, stats), "127.0.0.1", port, backlog=1024
+        lambda: _Connection(answers, latency_ms / 1000, status, stats, echo), "127.0.0.1", port, backlog=1024
     )
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
-def start_server(chunks: int = 8, latency_ms: float = 0.0, status: int = 200) -> tuple[str, subprocess.Popen]:
+def start_server(
+    chunks: int = 8, latency_ms: float = 0.0, status: int = 200, echo: bool = False
+) -> tuple[str, subprocess.Popen]:
     """Start the server as a child process; its base URL (with /v1) and the process (terminate it)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--chunks", str(chunks)]
-    command += ["--latency-ms", str(latency_ms), "--status", str(status)]
+    command += ["--latency-ms", str(latency_ms), "--status", str(status)] + (["--echo"] if echo else [])
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("PORT "):
@@ -193,9 +202,10 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8, help="content chunks of a streamed answer")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
     parser.add_argument("--status", type=int, default=200, help="answer every POST with this status")
+    parser.add_argument("--echo", action="store_true", help="answer with the prompt (non-streamed)")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.port, args.chunks, args.latency_ms, args.status))
+        asyncio.run(serve(args.port, args.chunks, args.latency_ms, args.status, args.echo))
     except KeyboardInterrupt:
         pass
 

@@ -32,8 +32,8 @@ class Servers:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, status: int = 200) -> str:
-        url, process = start_server(status=status)
+    def start(self, status: int = 200, echo: bool = False) -> str:
+        url, process = start_server(status=status, echo=echo)
         self.processes[url] = process
         return url
 
@@ -110,6 +110,15 @@ def test_a_request_in_flight_counts_until_its_stream_is_closed(servers):
         assert servers.requests(busy) == 1
         assert "".join(stream) == ANSWER[len("The") :]
         assert [r.in_flight for r in llm.replicas.replicas] == [0, 0]
+
+
+def test_many_prompts_over_replicas_come_back_in_order(servers):
+    a, b = servers.start(echo=True), servers.start(echo=True)
+    prompts = [f"prompt {i}" for i in range(50)]
+    with OpenAICompatible(model="m", base_url=[a, b], meta_template=None, stop_words=[]) as llm:
+        assert llm.generate_many(prompts, concurrency=13) == prompts  # 13 in flight: pools of 4, 4, 4, 1
+        assert [c.text for c in asyncio.run(llm.acomplete_many(prompts, concurrency=64))] == prompts
+    assert servers.requests(a) + servers.requests(b) == 100 and servers.requests(a) > 10
 
 
 def test_all_replicas_down_is_a_clear_error_naming_them(servers):
