@@ -22,8 +22,9 @@ config keys (ready configs in configs/):
                                    config), device (cuda, cpu, auto), dtype (auto,
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
                                    max_new_tokens, temperature, top_p, top_k, meta_template
-                 OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
-                                   holds the key; never the key itself), mode: completions | chat, timeout
+                 OpenAICompatible  base_url (with /v1; a list spreads requests over replicas), model,
+                                   api_key_env (the NAME of the variable that holds the key; never
+                                   the key itself), mode: completions | chat, timeout
   agent        {type: Internlm2Agent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
                tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt}
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
