@@ -19,6 +19,10 @@ and CPU per request at each level over CPU per request at 8 in flight (the scali
     python benchmarks/client_concurrency.py [--levels 1,8,32,64] [--requests 256] [--repeats 3]
         [--api chat|completions] [--stream] [--latency-ms 0] [--replicas 1]
     python benchmarks/client_concurrency.py --profile "inkagent generate_many" --levels 64   # cProfile
+
+`--baseline-ref REF` adds `inkagent@REF generate_many`: the same call on `OpenAICompatible` as it is in
+git revision REF (its `inkagent/llms/openai_compat.py` loaded next to today's code), so old and new
+run interleaved in one process. `--clients a,b` keeps only the named columns (the SDK always stays).
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.util
 import logging
 import pstats
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,20 +58,41 @@ def prompts(api: str, n: int) -> list:
     return [f"What is {i} * 23?" for i in range(n)]
 
 
+def load_baseline(ref: str) -> type:
+    """`OpenAICompatible` as it is in git revision `ref`, imported as `inkagent.llms._baseline_openai_compat`."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{ref}:inkagent/llms/openai_compat.py"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="inkagent-baseline-")) / "openai_compat.py"
+    path.write_text(source, encoding="utf-8")
+    name = "inkagent.llms._baseline_openai_compat"  # inside the package, so its relative imports work
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module.OpenAICompatible
+
+
 def make_runners(
-    base_urls: list[str], api: str, stream: bool, loop: asyncio.AbstractEventLoop
+    base_urls: list[str], api: str, stream: bool, loop: asyncio.AbstractEventLoop, baseline_ref: str | None = None
 ) -> tuple[dict[str, Runner], Callable[[], None]]:
     """The clients under test, each as `run(requests, in_flight)`, built once and reused by every batch;
     and the function that closes them."""
-    ink = OpenAICompatible(
-        model="bench",
-        base_url=base_urls if len(base_urls) > 1 else base_urls[0],
-        mode=api,
-        meta_template=None,  # the SDK sends the prompt as is: so does inkagent here
-        stop_words=[],
-        max_new_tokens=16,
-        keep_special_tokens=False,
-    )
+
+    def backend(cls: type) -> OpenAICompatible:
+        return cls(
+            model="bench",
+            base_url=base_urls if len(base_urls) > 1 else base_urls[0],
+            mode=api,
+            meta_template=None,  # the SDK sends the prompt as is: so does inkagent here
+            stop_words=[],
+            max_new_tokens=16,
+            keep_special_tokens=False,
+        )
+
+    ink = backend(OpenAICompatible)
+    old = backend(load_baseline(baseline_ref)) if baseline_ref else None
     sdk = AsyncOpenAI(base_url=base_urls[0], api_key="unused", max_retries=3, timeout=60.0)
 
     async def sdk_one(prompt) -> str:
@@ -106,6 +134,8 @@ def make_runners(
 
     def close() -> None:
         ink.close()
+        if old is not None:
+            old.close()
         if "client" in shared:
             loop.run_until_complete(shared["client"].aclose())
         loop.run_until_complete(sdk.close())
@@ -116,6 +146,9 @@ def make_runners(
 
     def ink_sync(n: int, in_flight: int) -> None:
         check(ink.generate_many(prompts(api, n), concurrency=in_flight), n)
+
+    def old_sync(n: int, in_flight: int) -> None:
+        check(old.generate_many(prompts(api, n), concurrency=in_flight), n)
 
     def ink_threads(n: int, in_flight: int) -> None:  # what `inkagent bench --concurrency N` does
         with ThreadPoolExecutor(in_flight) as pool:
@@ -134,6 +167,7 @@ def make_runners(
     if stream:
         return {"inkagent astream_text": ink_stream, "openai SDK stream": sdk_run}, close
     runners = {
+        **({f"inkagent@{baseline_ref} generate_many": old_sync} if old is not None else {}),
         "inkagent generate_many": ink_sync,
         "inkagent acomplete_many": ink_async,
         "inkagent threads": ink_threads,
@@ -161,6 +195,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="the server waits this long per answer")
     parser.add_argument("--replicas", type=int, default=1, help="fake servers; inkagent spreads over all")
     parser.add_argument("--profile", metavar="CLIENT", help="cProfile this client at the first level instead")
+    parser.add_argument("--baseline-ref", metavar="REF", help="also run OpenAICompatible as in this git revision")
+    parser.add_argument("--clients", help="only these columns, comma-separated (the SDK is always kept)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     levels = [int(level) for level in args.levels.split(",")]
@@ -168,7 +204,10 @@ def main() -> None:
     servers = [start_server(args.chunks, args.latency_ms) for _ in range(args.replicas)]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    runners, close = make_runners([url for url, _ in servers], args.api, args.stream, loop)
+    runners, close = make_runners([url for url, _ in servers], args.api, args.stream, loop, args.baseline_ref)
+    if args.clients:
+        keep = set(args.clients.split(","))
+        runners = {name: run for i, (name, run) in enumerate(runners.items()) if name in keep or i == len(runners) - 1}
     try:
         if args.profile:
             run = runners[args.profile]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import itertools
 import json
 import logging
 import os
@@ -51,6 +52,8 @@ _MAX_RETRY_AFTER_S = 60.0
 #: connections on every request event (quadratic in the pool's size), so many requests in flight are
 #: spread over several small pools rather than one big one.
 _SHARD_SIZE = 4
+#: Blocking pools: threads (`inkagent bench --concurrency N`, batch runs) are dealt out over this many.
+_SYNC_SHARDS = 8
 
 
 @dataclass
@@ -275,8 +278,10 @@ class OpenAICompatible(LLM):
             self.headers["Authorization"] = f"Bearer {key}"
         self.last_tool_calls: list[dict] = []
         self.last_finish_reason: str | None = None
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()  # threads share one blocking client: it is made once
+        self._sync_clients: list[httpx.Client | None] = [None] * _SYNC_SHARDS
+        self._client_lock = threading.Lock()  # each blocking client is made once, by one thread
+        self._thread_slot = threading.local()
+        self._slots = itertools.count()
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -298,21 +303,30 @@ class OpenAICompatible(LLM):
 
     @property
     def client(self) -> httpx.Client:
-        """The blocking client (one pool, shared by all threads; opened on first use)."""
-        if self._client is None:
+        """The calling thread's blocking client (opened on first use).
+
+        Threads are dealt out round-robin over `_SYNC_SHARDS` clients, so that many threads do not
+        all share one pool (see `_SHARD_SIZE`); a single-threaded program uses one client.
+        """
+        slot = getattr(self._thread_slot, "index", None)
+        if slot is None:
+            slot = self._thread_slot.index = next(self._slots) % _SYNC_SHARDS
+        client = self._sync_clients[slot]
+        if client is None:
             with self._client_lock:
-                if self._client is None:
-                    self._client = httpx.Client(
-                        timeout=self._timeout(), headers=self.headers, verify=_ssl_context()
-                    )
-        return self._client
+                client = self._sync_clients[slot]
+                if client is None:
+                    client = httpx.Client(timeout=self._timeout(), headers=self.headers, verify=_ssl_context())
+                    self._sync_clients[slot] = client
+        return client
 
     def close(self) -> None:
         """Close the HTTP connections (a later call opens new ones)."""
         with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            clients, self._sync_clients = self._sync_clients, [None] * _SYNC_SHARDS
+        for client in clients:
+            if client is not None:
+                client.close()
 
     def __enter__(self) -> OpenAICompatible:
         return self
@@ -452,8 +466,8 @@ class OpenAICompatible(LLM):
             attempts += 1
             url = f"{replica.url}/{self._path}"
             try:
-                request = self.client.build_request("POST", url, json=payload)
-                response = self.client.send(request, stream=True)
+                client = self.client
+                response = client.send(client.build_request("POST", url, json=payload), stream=True)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             except BaseException:  # interrupted: the replica is not to blame
