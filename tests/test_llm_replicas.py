@@ -6,9 +6,12 @@ processes (benchmarks/fake_openai_server.py, a loopback OpenAI-compatible server
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -119,6 +122,22 @@ def test_many_prompts_over_replicas_come_back_in_order(servers):
         assert llm.generate_many(prompts, concurrency=13) == prompts  # 13 in flight: pools of 4, 4, 4, 1
         assert [c.text for c in asyncio.run(llm.acomplete_many(prompts, concurrency=64))] == prompts
     assert servers.requests(a) + servers.requests(b) == 100 and servers.requests(a) > 10
+
+
+def test_many_threads_share_a_backend_without_leaking_connections(servers):
+    """`inkagent bench --concurrency 48` calls the blocking API from 48 threads at once."""
+    a, b = servers.start(), servers.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        llm = client([a, b])
+        with ThreadPoolExecutor(48) as pool:
+            assert list(pool.map(llm.chat, [MESSAGES] * 144)) == [ANSWER] * 144
+        assert [r.in_flight for r in llm.replicas.replicas] == [0, 0]
+        llm.close()
+        del llm
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # every socket was closed
+    assert servers.requests(a) + servers.requests(b) == 144
 
 
 def test_all_replicas_down_is_a_clear_error_naming_them(servers):
