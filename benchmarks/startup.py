@@ -9,10 +9,11 @@ code), from a temporary directory (traces land there), with `HF_HUB_OFFLINE=1`; 
 pseudo-terminal (pexpect) and is timed until the prompt appears, then left with `/exit`. Figures: the
 median wall time (and the fastest), and the median CPU seconds of the process and its children (for
 `chat`: until it has exited). Then each `run` command once more under `python -X importtime`: the
-seconds spent importing, by package group (lagent, torch, transformers, jupyter, the rest). A module
-is charged to the outermost group it was imported under: what `import lagent` pulls in (jsonschema,
-its URI grammar...) is lagent's, torch imported by transformers is transformers'; modules imported
-outside any group are "others" (the largest are listed by top-level package).
+seconds spent importing (wall, `self` times), by package group (lagent, torch, transformers,
+jupyter, the rest). A module of a group is charged to its group; any other module to the nearest group
+it was imported under: what `import lagent` pulls in (jsonschema, its URI grammar...) is lagent's,
+torch is torch's even when transformers imports it; modules imported outside any group are "others"
+(the largest are listed by top-level package).
 
     python benchmarks/startup.py [--runs 3] [--no-imports]
 """
@@ -106,7 +107,7 @@ def import_breakdown(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[d
     """Seconds of imports by group, and of the "others" by top-level package, of one run under `-X importtime`.
 
     importtime prints the import tree in post-order (a module after the ones it imported, indented
-    one step deeper); each module's `self` time goes to the outermost group among its importers.
+    one step deeper); each module's `self` time goes to its own group, else to its nearest importer's.
     """
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "inkagent", *args], cwd=cwd, env=env, capture_output=True, text=True
@@ -126,7 +127,7 @@ def import_breakdown(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[d
 
     def charge(node: tuple[int, str, float, list], group: str | None) -> None:
         _depth, module, seconds, children = node
-        group = group or _group_of(module)
+        group = _group_of(module) or group
         by_group[group or "others"] += seconds
         if group is None:
             others[module.partition(".")[0]] += seconds
