@@ -17,7 +17,7 @@ medians over `--repeats` batches: requests per second (wall) and client CPU mill
 and CPU per request at each level over CPU per request at 8 in flight (the scaling goal: <= 1.3).
 
     python benchmarks/client_concurrency.py [--levels 1,8,32,64] [--requests 256] [--repeats 3]
-        [--api chat|completions] [--stream] [--latency-ms 0] [--replicas 1]
+        [--api chat|completions] [--stream] [--latency-ms 0] [--replicas 1 (the SDK uses the first)]
     python benchmarks/client_concurrency.py --profile "inkagent generate_many" --levels 64   # cProfile
 
 `--baseline-ref REF` adds `inkagent@REF generate_many`: the same call on `OpenAICompatible` as it is in

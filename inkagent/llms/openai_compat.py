@@ -13,7 +13,8 @@ Two ways to talk to the server:
 Requests stream over server-sent events when asked, time out, and are retried with exponential
 backoff on 429, 5xx and connection errors (`Retry-After` is honoured). Stop words are also cut on our
 side, since not every server removes them. `agenerate`, `astream_text` and `generate_many` (bounded
-concurrency) serve batches and benchmarks. The API key is read from the environment variable named
+concurrency, over several small connection pools) serve batches and benchmarks. `base_url` may list
+the replicas of one model; requests are spread over them (`replicas.py`). The API key is read from the environment variable named
 by `api_key_env`, never from a config file.
 """
 
