@@ -10,6 +10,14 @@ request with the same 40 APIs, parse the same task's output written in that prot
 pieces), and render the call and its result back.
 
     python benchmarks/agent_overhead.py [--runs 300]
+
+With `--history 8,80,200,400`: the per-turn overhead of one inkagent session continued with strings
+(`agent.chat("...")` again and again), with that many messages already in its history, each against
+the first length (goal: the longest within 1.2x of the shortest). The history is made by running the
+same task until it is long enough; after each measured task the session is cut back to its length
+(`del agent.memory[n:]`, which leaves the remaining messages as they were).
+
+    python benchmarks/agent_overhead.py --history 8,80,200,400 [--runs 300]
 """
 
 from __future__ import annotations
@@ -152,12 +160,42 @@ def protocol_us(executor: ActionExecutor, runs: int) -> dict[str, float]:
     return figures
 
 
+def history_runner(tools: list[BaseAction], length: int):
+    """A task continuing a session that holds `length` messages; the session is cut back after each."""
+    llm = InstantLLM(script())
+    agent = Internlm2Agent(llm=llm, plugin_executor=ActionExecutor(tools, timeout_s=None), max_turn=TURNS)
+    while len(agent.memory) < length:
+        agent.chat("find papers about agents")
+    del agent.memory[length:]
+
+    def run_continued() -> None:
+        result = agent.chat("find papers about agents")
+        assert result.response == "Here is the answer." and len(result.actions) == 2, result
+        del agent.memory[length:]
+
+    run_continued.llm = llm
+    return run_continued
+
+
+def main_history(tools: list[BaseAction], lengths: list[int], runs: int) -> None:
+    overheads = per_turn_us([history_runner(tools, length) for length in lengths], runs)
+    print("per-turn overhead of a session continued with strings (inkagent Internlm2Agent, InternLM2 protocol,")
+    print(f"{N_TOOLS * 2} APIs in the prompt, {TURNS} turns a task, median of {runs} tasks):")
+    for length, overhead in zip(lengths, overheads, strict=True):
+        print(f"  history {length:4d} messages: {overhead:8.1f} µs per turn   {overhead / overheads[0]:5.2f}x")
+    print(f"goal: {lengths[-1]} messages within 1.2x of {lengths[0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--history", metavar="N,N,...", help="history lengths of a continued session")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     tools = [make_toolkit(i) for i in range(N_TOOLS)]
+    if args.history:
+        main_history(tools, [int(n) for n in args.history.split(",")], args.runs)
+        return
 
     lagent_llm = InstantLLM(script())
     lagent_agent = LagentAgent(llm=lagent_llm, plugin_executor=LagentExecutor(actions=tools),

@@ -23,8 +23,9 @@ config keys (ready configs in configs/):
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
                                    max_new_tokens, temperature, top_p, top_k, meta_template;
                                    InternLM2 loads natively (use_hub_code: true runs its hub code)
-                 OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
-                                   holds the key; never the key itself), mode: completions | chat, timeout,
+                 OpenAICompatible  base_url (with /v1; a list spreads requests over replicas), model,
+                                   api_key_env (the NAME of the variable that holds the key; never
+                                   the key itself), mode: completions | chat, timeout,
                                    total_timeout_s (per request, default 600), max_retries, max_retry_wait_s
                  OpenAICompatibleVision  a vision model on LMDeploy / vLLM (XComposer2, InternVL):
                                    base_url, model, prefill, api_key_env (for see / write configs)
