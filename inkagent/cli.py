@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("inkagent.runners.trace_cmd", "show a saved trace"),
     "write": ("inkagent.runners.skills_cmd", "illustrated writing: an article with images for a title"),
     "see": ("inkagent.runners.skills_cmd", "ask a question about an image"),
+    "web": ("inkagent.runners.web", "the agent and the skills in the browser (a streamlit page)"),
 }
 
 

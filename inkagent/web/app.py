@@ -1,0 +1,212 @@
+"""The streamlit page of `inkagent web CONFIG` (run it through that command, not `streamlit run`).
+
+The config comes from `$INKAGENT_WEB_CONFIG`, the traces go to `$INKAGENT_WEB_TRACE_DIR` (default
+`runs/`). A config's agent decides the page: an `Internlm2Agent` gets the tool chat with its sidebar, a
+`ChatAgent` a persona chat, `ImageUnderstanding` a chat that takes images, `IllustratedWriter` a
+title form and the article.
+
+Each browser session has its own `WebSession` (agent, memory, kernel, trace), kept in a
+session-scoped `st.cache_resource` whose `on_release` closes it when the browser disconnects. A heavy
+model is loaded once per process (`st.cache_resource`) and shared, one generation at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from inkagent.errors import InkAgentError
+from inkagent.runners.config import build_llm, load_config
+from inkagent.web.controls import SharedModel
+from inkagent.web.session import WebSession, backend_class_name, is_heavy, model_key
+from inkagent.web.view import follow_turn, show_turn
+
+CONFIG_ENV = "INKAGENT_WEB_CONFIG"
+TRACE_ENV = "INKAGENT_WEB_TRACE_DIR"
+HOST_ENV = "INKAGENT_WEB_HOST"
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@st.cache_resource(show_spinner="Loading the model (once, for every session)…")
+def shared_model(config_path: str, key: str) -> SharedModel:
+    """The config's heavy model, loaded once per process (`key` tells configs apart)."""
+    return SharedModel(build_llm(load_config(config_path)))
+
+
+def _release(session: WebSession) -> None:
+    session.close()
+
+
+@st.cache_resource(scope="session", on_release=_release, show_spinner="Starting your session…")
+def web_session(token: str, config_path: str, trace_dir: str) -> WebSession:
+    """This browser session's agent (`token` is per session, so two sessions never share one)."""
+    config = load_config(config_path)
+    shared = shared_model(config_path, model_key(config)) if is_heavy(config) else None
+    return WebSession(config, trace_dir=trace_dir, shared_model=shared)
+
+
+def main() -> None:
+    st.set_page_config(page_title="inkagent", page_icon="🖋️", layout="wide")
+    config_path = os.environ.get(CONFIG_ENV)
+    if not config_path:
+        st.error(f"No config: start the page with `inkagent web CONFIG` (or set {CONFIG_ENV}).")
+        st.stop()
+    token = st.session_state.setdefault("inkagent_token", uuid.uuid4().hex)
+    try:
+        session = web_session(token, str(Path(config_path).resolve()), os.environ.get(TRACE_ENV, "runs"))
+    except InkAgentError as exc:
+        st.error(f"Cannot start: {exc}")
+        st.stop()
+    st.session_state["inkagent_session"] = session  # for tests; the cache owns the session
+    sidebar(session)
+    if session.kind == "writer":
+        writer_page(session)
+    else:
+        chat_page(session)
+
+
+# -- sidebar ------------------------------------------------------------------------------------------
+
+
+def sidebar(session: WebSession) -> None:
+    config = session.config
+    bar = st.sidebar
+    bar.title("inkagent")
+    bar.caption(f"{Path(str(config.source)).name} · {type(session.agent).__name__} · {backend_class_name(config)}")
+    host = os.environ.get(HOST_ENV, "127.0.0.1")
+    if host not in LOOPBACK:
+        bar.warning(f"Served on {host}: anyone who can reach it runs code as this user.")
+    if session.kind == "agent":
+        if session.tool_names:
+            bar.subheader("Tools")
+            for name in session.tool_names:
+                bar.checkbox(name, value=True, key=f"tool:{name}")
+        if session.interpreter is not None:
+            bar.toggle("Python interpreter", value=True, key="interpreter")
+        bar.radio("Language", ["en", "zh"], index=["en", "zh"].index(config.agent.language), key="language", horizontal=True)
+        bar.number_input("max_turn", min_value=1, max_value=50, value=config.agent.max_turn, key="max_turn")
+    bar.button("New conversation", on_click=session.new_conversation, use_container_width=True, key="new")
+    bar.subheader("Download")
+    bar.download_button(
+        "Conversation (JSON)",
+        data=session.conversation_json(),
+        file_name="conversation.json",
+        mime="application/json",
+        key="download-conversation",
+        help="the REPL's /save format: `inkagent chat` reads it back with /load",
+    )
+    bar.download_button(
+        "Trace (JSON lines)",
+        data=session.trace_bytes(),
+        file_name=session.trace_path.name,
+        mime="application/jsonl",
+        key="download-trace",
+        help="`inkagent trace show FILE` prints it",
+    )
+
+
+def _settings(session: WebSession) -> dict:
+    state = st.session_state
+    if session.kind != "agent":
+        return {}
+    return {
+        "tools": {name for name in session.tool_names if state.get(f"tool:{name}", True)},
+        "interpreter": bool(state.get("interpreter", True)),
+        "language": state.get("language", session.config.agent.language),
+        "max_turn": int(state.get("max_turn", session.config.agent.max_turn)),
+    }
+
+
+# -- pages --------------------------------------------------------------------------------------------
+
+
+def _header(session: WebSession) -> None:
+    agent = session.agent
+    if session.kind == "chat" and getattr(agent, "system_prompt", ""):
+        st.header(getattr(agent, "name", "Chat"))
+        st.caption(getattr(agent, "description", ""))
+    elif session.kind == "vision":
+        st.header("Image understanding")
+        st.caption("Attach one or several images to your message and ask about them.")
+    else:
+        st.header("Agent chat")
+        st.caption("Tool calls appear as the model writes them; Stop cancels a turn and drops it.")
+
+
+def chat_page(session: WebSession) -> None:
+    _header(session)
+    _notice()
+    vision = session.kind == "vision"
+    for turn in list(session.turns):
+        if turn is not session.current or not turn.running:
+            show_turn(turn, session)
+    placeholder = "Ask about the images…" if vision else "Your message"
+    prompt = st.chat_input(
+        placeholder,
+        accept_file="multiple" if vision else False,
+        file_type=IMAGE_TYPES if vision else None,
+        key="prompt",
+    )
+    if prompt:
+        text = prompt.text if vision else prompt
+        images = _save_uploads(session, prompt.files) if vision else []
+        if (text or "").strip() or images:
+            if not session.busy:
+                session.configure(**_settings(session))
+            session.start(text or "", images=images)
+    _follow(session)
+
+
+def writer_page(session: WebSession) -> None:
+    st.header("Illustrated writing")
+    st.caption("A title (and optional material) → the article, its image positions, captions and images.")
+    _notice()
+    for turn in list(session.turns):
+        if turn is not session.current or not turn.running:
+            show_turn(turn, session)
+    with st.form("write", clear_on_submit=False):
+        title = st.text_input("Title", key="title")
+        material = st.text_area("Material (optional)", key="material", height=100)
+        submitted = st.form_submit_button("Write")
+    if submitted and title.strip():
+        request = {"title": title.strip(), "material": material.strip() or None}
+        session.start(title.strip(), request=request)
+    _follow(session)
+
+
+def _follow(session: WebSession) -> None:
+    turn = session.current
+    if turn is None or not turn.running:
+        return
+    stop = st.empty()
+    stop.button("⏹ Stop", key="stop", on_click=_stop, args=(session,), help="cancel this turn (model and tool) and drop it")
+    follow_turn(turn, session)
+    stop.empty()
+
+
+def _stop(session: WebSession) -> None:
+    if session.stop():
+        st.session_state["notice"] = "Stopped: the turn was dropped from the conversation."
+
+
+def _notice() -> None:
+    notice = st.session_state.pop("notice", None)
+    if notice:
+        st.info(notice, icon="⏹")
+
+
+def _save_uploads(session: WebSession, files: list) -> list[str]:
+    paths = []
+    folder = session.upload_dir()
+    for number, upload in enumerate(files, len(list(folder.iterdir())) + 1):
+        target = folder / f"{number:03d}-{Path(upload.name).name}"
+        target.write_bytes(upload.getvalue())
+        paths.append(str(target))
+    return paths
+
+
+main()
