@@ -21,7 +21,7 @@ import streamlit as st
 from inkagent.errors import InkAgentError
 from inkagent.runners.config import build_llm, load_config
 from inkagent.web.controls import SharedModel
-from inkagent.web.session import WebSession, backend_class_name, is_heavy, model_key
+from inkagent.web.session import Turn, WebSession, backend_class_name, is_heavy, model_key
 from inkagent.web.view import follow_turn, show_turn
 
 CONFIG_ENV = "INKAGENT_WEB_CONFIG"
@@ -141,8 +141,9 @@ def chat_page(session: WebSession) -> None:
     _header(session)
     _notice()
     vision = session.kind == "vision"
+    live = _live_turn(session)
     for turn in list(session.turns):
-        if turn is not session.current or not turn.running:
+        if turn is not live:
             show_turn(turn, session)
     placeholder = "Ask about the images…" if vision else "Your message"
     prompt = st.chat_input(
@@ -155,33 +156,61 @@ def chat_page(session: WebSession) -> None:
         text = prompt.text if vision else prompt
         images = _save_uploads(session, prompt.files) if vision else []
         if (text or "").strip() or images:
-            if not session.busy:
-                session.configure(**_settings(session))
-            session.start(text or "", images=images)
-    _follow(session)
+            st.session_state.setdefault("pending", []).append((text or "", images))
+    if live is None:
+        live = _start_pending(session)
+    while live is not None:  # the live turn, then the messages sent while it ran
+        _follow(session, live)
+        live = _start_pending(session)
+
+
+def _start_pending(session: WebSession) -> Turn | None:
+    """Start the oldest message that waits for its turn, once the agent is free."""
+    pending = st.session_state.get("pending") or []
+    if not pending or (session.current is not None and session.current.running):
+        return None
+    text, images = pending.pop(0)
+    session.configure(**_settings(session))
+    try:
+        return session.start(text, images=images)
+    except InkAgentError as exc:
+        st.warning(str(exc))
+        return None
 
 
 def writer_page(session: WebSession) -> None:
     st.header("Illustrated writing")
     st.caption("A title (and optional material) → the article, its image positions, captions and images.")
     _notice()
+    live = _live_turn(session)
     for turn in list(session.turns):
-        if turn is not session.current or not turn.running:
+        if turn is not live:
             show_turn(turn, session)
     with st.form("write", clear_on_submit=False):
         title = st.text_input("Title", key="title")
         material = st.text_area("Material (optional)", key="material", height=100)
         submitted = st.form_submit_button("Write")
     if submitted and title.strip():
-        request = {"title": title.strip(), "material": material.strip() or None}
-        session.start(title.strip(), request=request)
-    _follow(session)
+        if live is not None:
+            st.warning("An article is being written: wait for it, or Stop it.")
+        else:
+            request = {"title": title.strip(), "material": material.strip() or None}
+            live = session.start(title.strip(), request=request)
+    _follow(session, live)
 
 
-def _follow(session: WebSession) -> None:
+def _live_turn(session: WebSession) -> Turn | None:
+    """The turn still running when this script run starts (drawn live, after the history)."""
     turn = session.current
-    if turn is None or not turn.running:
+    return turn if turn is not None and turn.running else None
+
+
+def _follow(session: WebSession, turn: Turn | None) -> None:
+    """Draw the live turn (one that is running, or was started in this script run, even if it ended)."""
+    if turn is None:
         return
+    for text, _ in st.session_state.get("pending") or []:
+        st.caption(f"waiting for its turn: {text[:80]}")
     stop = st.empty()
     stop.button("⏹ Stop", key="stop", on_click=_stop, args=(session,), help="cancel this turn (model and tool) and drop it")
     follow_turn(turn, session)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InkAgentError
 from ..registry import BUILTIN_LLMS, LookupFailed, load_object
 from ..schema import AgentError, TextDelta
 from .controls import GatedLLM, SharedModel, ToolView, TurnCancelled
@@ -181,6 +182,8 @@ class WebSession:
                 raise RuntimeError("the session is closed")
             if self.busy:
                 self._settle(STOP_WAIT_S)
+                if self.busy:
+                    raise InkAgentError("the previous turn is still stopping; send the message again in a moment")
             self.cancel.clear()
             turn = Turn(text=text, images=list(images or []), request=request)
             self.turns.append(turn)

@@ -167,7 +167,7 @@ class TurnView:
         """Refresh the running calls' clocks and the activity line (each refresh lets Stop through)."""
         now = time.perf_counter()
         for status, started, label in self.calls.values():
-            status.update(label=f"🔧 {label} · running {now - started:.1f} s")
+            status.update(label=f"🔧 {label} · running {now - started:.1f} s", expanded=True)
         if session.waiting_for_model:
             activity.caption("⏳ waiting: another session is using the model")
         elif not self.calls:
