@@ -143,10 +143,11 @@ def test_image_upload_gets_the_vision_models_answer(tmp_path, tiny_llava_dir):  
         user = page.locator('[data-testid="stChatMessage"]').filter(has_text="What differs between these?")
         user.wait_for()
         answer = assistant_messages(page).last
-        answer.locator('[data-testid="stMarkdownContainer"]').first.wait_for()
+        reply = answer.locator('[data-testid="stMarkdownContainer"]').first
+        reply.wait_for()
         assert user.locator("img").count() == 2  # the uploaded images, shown with the question
         page.screenshot(path=str(tmp_path / "vision.png"))
-        shown = answer.inner_text().strip()
+        shown = reply.inner_text().strip()
     (trace,) = (tmp_path / "traces").glob("web-*.trace.jsonl")
     events = read_trace(trace)
     final = [e for e in events if getattr(e, "type", None) == "final_answer"][-1]
