@@ -126,8 +126,10 @@ def main() -> int:
         page.locator('[data-testid="stExpander"]').first.wait_for()
         assistant_messages(page).last.get_by_text(args.answer).last.wait_for()
         page.locator('[data-testid="stExpander"] summary').first.click()  # show the call and its result
-        page.locator('[data-testid="stExpander"] [data-testid="stCode"]').filter(has_text=args.answer).wait_for()
-        page.screenshot(path=str(out))
+        result = page.locator('[data-testid="stExpander"] [data-testid="stCode"]').filter(has_text=args.answer)
+        result.hover()  # waits until the box has stopped opening
+        page.mouse.move(760, 40)
+        page.screenshot(path=str(out), animations="disabled")
     print(f"saved {out}")
     return 0
 

@@ -3,6 +3,7 @@ real tools, real Jupyter kernels), and the web session's Stop, isolation and sha
 
 from __future__ import annotations
 
+import re
 import threading
 import zipfile
 from io import BytesIO
@@ -28,6 +29,7 @@ CALCULATOR = f"{ROOT / 'configs' / 'tools' / 'calculator.py'}:calculate"
 COUNTER_CODE = 'counter = globals().get("counter", 0) + 1\nprint(f"counter={counter}")'
 CALL_COUNTER = f"Counting.<|action_start|><|interpreter|>\n```python\n{COUNTER_CODE}\n```<|action_end|>\n"
 GATE_TOOL = '''
+import re
 import threading
 from inkagent.actions import tool
 
@@ -103,7 +105,7 @@ def test_tool_call_result_and_answer_render(app):
     assert user.name == "user" and texts(user) == ["What is 17 * 23?"]
     assert answer.name == "assistant"
     (box,) = statuses(answer)
-    assert box.label.startswith("✓ calculate") and box.label.endswith(" s")
+    assert re.fullmatch(r"calculate · \d+\.\d\d s", box.label) and box.icon == ":material/check:"
     assert texts(box) == ['{\n  "expression": "17 * 23"\n}', "391"]  # the arguments, then the result
     shown = texts(answer)
     assert shown[0] == "I will compute it." and shown[-1] == "17 * 23 = 391."
@@ -124,7 +126,8 @@ def test_a_switched_off_tool_fails_and_the_error_is_marked(app, tmp_path):
     send(page, "What is 17 * 23?")
     answer = page.chat_message[1]
     (box,) = statuses(answer)
-    assert box.label.startswith("✗ calculate · error sent back to the model")
+    assert box.label.startswith("calculate · failed, the error was sent back to the model")
+    assert box.icon == ":material/error:"
     assert "Unknown tool 'calculate'" in box.error[0].value
     assert session_of(page).agent.plugin_executor.specs() == []  # the model was not offered it either
 
@@ -217,8 +220,10 @@ def test_writer_shows_the_steps_and_the_article(app, tmp_path, gallery_dir, tiny
     assert texts(user)[0] == "水墨画"
     labels = [box.label for box in statuses(answer)]
     assert labels[0] == "Step 1 · the article"
-    assert any(label.startswith("✓ Step 2") for label in labels)
-    assert sum(label.startswith("✓ Step 5") for label in labels) == 2 and labels[-1].startswith("✓ Saved")
+    assert labels[1].startswith("Step 2 · where the images go · ")
+    assert sum(label.startswith("Step 5 · choose the image <Seg") for label in labels) == 2
+    assert labels[-1].startswith("Saved · ")
+    assert all(box.icon == ":material/check:" for box in statuses(answer))
     shown = texts(answer)
     assert "留白是东方美学的呼吸。" in shown and "笔墨当随时代。" in shown
     kinds = [child.type for child in answer.children.values()]
@@ -305,3 +310,17 @@ def test_web_command_help_and_bad_config(tmp_path):
     bad = write_config(tmp_path / "bad.yaml", {"llm": {"type": "ScriptedLLM"}, "agent": {"max_turn": 0}})
     done = run_cli("web", str(bad))
     assert done.returncode == 2 and "bad.yaml" in done.stderr and "agent.max_turn" in done.stderr
+
+
+@pytest.mark.slow
+def test_demo_config_offline_with_one_shared_model(app):
+    """configs/demo.yaml: the bundled model, loaded once for both sessions, answers through the interpreter."""
+    first = send(app(ROOT / "configs" / "demo.yaml"), "What is 17 * 23?")
+    second = app(ROOT / "configs" / "demo.yaml")
+    answer = first.chat_message[1]
+    (box,) = statuses(answer)
+    assert box.label.startswith("IPythonInterpreter · ") and box.icon == ":material/check:"
+    assert "391" in texts(answer)[-1]
+    one, two = session_of(first), session_of(second)
+    assert one.llm.shared is two.llm.shared  # the weights are loaded once per process
+    assert one.agent is not two.agent

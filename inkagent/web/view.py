@@ -109,7 +109,7 @@ class TurnView:
         call = event.call
         label = self._label(call.name, call.arguments)
         with self.box:
-            status = st.status(f"🔧 {label} …", state="running", expanded=True)
+            status = st.status(f"{label} · running", state="running", expanded=True)
         with status:
             command = call.arguments.get("command") if call.kind == "interpreter" else None
             if isinstance(command, str):
@@ -140,9 +140,9 @@ class TurnView:
                 st.caption("↩ this error was sent back to the model")
         took = f"{result.duration_s:.2f} s"
         if result.ok:
-            status.update(label=f"✓ {label} · {took}", state="complete", expanded=bool(images))
+            status.update(label=f"{label} · {took}", state="complete", expanded=bool(images))
         else:
-            status.update(label=f"✗ {label} · error sent back to the model · {took}", state="error", expanded=True)
+            status.update(label=f"{label} · failed, the error was sent back to the model · {took}", state="error", expanded=True)
 
     def _error(self, event: AgentError) -> None:
         self.errors += 1
@@ -167,7 +167,7 @@ class TurnView:
         """Refresh the running calls' clocks and the activity line (each refresh lets Stop through)."""
         now = time.perf_counter()
         for status, started, label in self.calls.values():
-            status.update(label=f"🔧 {label} · running {now - started:.1f} s", expanded=True)
+            status.update(label=f"{label} · running {now - started:.1f} s", expanded=True)
         if session.waiting_for_model:
             activity.caption("⏳ waiting: another session is using the model")
         elif not self.calls:
