@@ -324,3 +324,30 @@ def test_demo_config_offline_with_one_shared_model(app):
     one, two = session_of(first), session_of(second)
     assert one.llm.shared is two.llm.shared  # the weights are loaded once per process
     assert one.agent is not two.agent
+
+
+def test_a_figure_from_the_interpreter_shows_inline_and_a_malformed_call_is_marked(app, tmp_path):
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
+    config = write_config(
+        tmp_path / "plot.yaml",
+        {
+            "llm": {
+                "type": "ScriptedLLM",
+                "responses": [
+                    'Oops.<|action_start|><|plugin|>\n{"name": "calculate", "parameters": {"expression": }<|action_end|>\n',
+                    f"Plotting.<|action_start|><|interpreter|>\n```python\n{plot}\n```<|action_end|>\n",
+                    "Here is the plot.<|im_end|>",
+                ],
+            },
+            "actions": [CALCULATOR],
+            "interpreter": {"timeout_s": 120},
+        },
+    )
+    page = send(app(config), "Plot squares")
+    answer = page.chat_message[1]
+    (warning,) = answer.warning
+    assert warning.value.startswith("Malformed tool call, sent back to the model:")
+    (box,) = statuses(answer)
+    assert box.icon == ":material/check:" and box.code[0].value == plot
+    assert [child.type for child in box.children.values()].count("image") == 1  # the figure, inline
+    assert texts(answer)[-1] == "Here is the plot."
