@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run_cli
-from vision_models import gallery_dir, tiny_clip_dir  # noqa: F401  (fixtures)
+from vision_models import gallery_dir, tiny_clip_dir, tiny_llava_dir  # noqa: F401  (fixtures)
 
 from inkagent.runners.config import load_config
 from inkagent.runners.repl import load_conversation
@@ -193,7 +193,7 @@ def test_persona_chat(app, tmp_path):
     assert [m["content"] for m in rounds] == ["你好", "俺老猪饿了！", "师父呢？"]
 
 
-def test_writer_shows_the_steps_and_the_article(app, tmp_path, gallery_dir, tiny_clip_dir):  # noqa: F811
+def test_writer_shows_the_steps_and_the_article(app, tmp_path, gallery_dir, tiny_clip_dir, tiny_llava_dir):  # noqa: F811
     article = "水墨画\n\n山水之间，墨色流动。\n\n留白是东方美学的呼吸。\n\n笔墨当随时代。"
     config = write_config(
         tmp_path / "writer.yaml",
@@ -207,6 +207,7 @@ def test_writer_shows_the_steps_and_the_article(app, tmp_path, gallery_dir, tiny
                 "language": "zh",
                 "gallery": str(gallery_dir),
                 "clip_model": str(tiny_clip_dir),
+                "vlm": {"path": str(tiny_llava_dir), "device": "cpu"},
                 "num_images": 2,
             },
         },
@@ -233,6 +234,9 @@ def test_writer_shows_the_steps_and_the_article(app, tmp_path, gallery_dir, tiny
     session = session_of(page)
     saved = session.turns[-1].article
     assert len(saved.images) == 2
+    assert {choice.method for choice in saved.choices.values()} == {"logits"}  # the VLM chose
+    other = session_of(app(config))  # a second session: the VLM and the gallery index are the same objects
+    assert other.agent.vlm.shared is session.agent.vlm.shared and other.agent.retriever is session.agent.retriever
     llm = session.llm
     assert "水和墨调配成不同深浅的墨色" in llm.messages[0][0]["content"]  # the material reached step 1
     from inkagent.web.session import article_zip

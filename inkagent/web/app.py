@@ -13,15 +13,18 @@ model is loaded once per process (`st.cache_resource`) and shared, one generatio
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 from inkagent.errors import InkAgentError
-from inkagent.runners.config import build_llm, load_config
+from inkagent.runners.config import load_config
 from inkagent.web.controls import SharedModel
-from inkagent.web.session import Turn, WebSession, backend_class_name, is_heavy, model_key
+from inkagent.web.session import Turn, WebSession, backend_class_name
 from inkagent.web.view import follow_turn, show_turn
 
 CONFIG_ENV = "INKAGENT_WEB_CONFIG"
@@ -31,22 +34,21 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-@st.cache_resource(show_spinner="Loading the model (once, for every session)…")
-def shared_model(config_path: str, key: str) -> SharedModel:
-    """The config's heavy model, loaded once per process (`key` tells configs apart)."""
-    return SharedModel(build_llm(load_config(config_path)))
+@st.cache_resource(show_spinner="Loading a model (once, for every session)…")
+def shared_model(key: str, _load: Callable[[], Any]) -> SharedModel:
+    """A heavy model, loaded once per process by `_load` (`key` tells models apart)."""
+    return SharedModel(_load())
 
 
 def _release(session: WebSession) -> None:
-    session.close()
+    """The browser went away: close its session (kernel, trace, files) off the server's thread."""
+    threading.Thread(target=session.close, name="inkagent-web-close", daemon=True).start()
 
 
 @st.cache_resource(scope="session", on_release=_release, show_spinner="Starting your session…")
 def web_session(token: str, config_path: str, trace_dir: str) -> WebSession:
     """This browser session's agent (`token` is per session, so two sessions never share one)."""
-    config = load_config(config_path)
-    shared = shared_model(config_path, model_key(config)) if is_heavy(config) else None
-    return WebSession(config, trace_dir=trace_dir, shared_model=shared)
+    return WebSession(load_config(config_path), trace_dir=trace_dir, models=shared_model)
 
 
 def main() -> None:

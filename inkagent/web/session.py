@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from ..errors import InkAgentError
 from ..registry import BUILTIN_LLMS, LookupFailed, load_object
 from ..schema import AgentError, TextDelta
 from .controls import GatedLLM, SharedModel, ToolView, TurnCancelled
+
+#: Gets or loads a model shared by the whole process: (key, loader) -> `SharedModel`.
+ModelProvider = Callable[[str, Callable[[], Any]], SharedModel]
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +101,12 @@ class WebSession:
     Args:
         config: the loaded `Config`.
         trace_dir: where this session's trace file goes (`web-<time>-<id>.trace.jsonl`).
-        shared_model: the process-wide `SharedModel` when the config's model is heavy, else None (the
-            backend is then built for this session).
+        models: gets or loads the process-wide models (`ModelProvider`): a heavy `llm` (weights) and a
+            writer's VLM and gallery index come from it; without it, every model is this session's own.
     """
 
-    def __init__(self, config: Any, *, trace_dir: str | Path = "runs", shared_model: SharedModel | None = None):
-        from ..runners.config import build_agent, build_llm
+    def __init__(self, config: Any, *, trace_dir: str | Path = "runs", models: ModelProvider | None = None):
+        from ..runners.config import build_agent
         from ..trace import TraceWriter
 
         self.config = config
@@ -110,9 +114,11 @@ class WebSession:
         self.work_dir = Path(tempfile.mkdtemp(prefix="inkagent-web-"))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.trace_path = Path(trace_dir) / f"web-{stamp}-{self.work_dir.name[-8:]}.trace.jsonl"
-        self.llm = GatedLLM(shared_model, self.cancel) if shared_model is not None else build_llm(config)
+        self.models = models
         try:
-            self.agent = build_agent(config, llm=self.llm, trace=self.trace_path)
+            self.llm = self._model_of(config)
+            built = self._with_shared_parts(config)
+            self.agent = build_agent(built, llm=self.llm, trace=self.trace_path)
         except BaseException:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             raise
@@ -127,6 +133,46 @@ class WebSession:
         self._lock = threading.RLock()
         self._articles = 0
         self.closed = False
+
+    def _model_of(self, config: Any) -> Any:
+        """The config's model: the process-wide one when it is heavy and a provider is given, else its own."""
+        from ..runners.config import build_llm
+
+        if self.models is None or not is_heavy(config):
+            return build_llm(config)
+        return GatedLLM(self.models(model_key(config), lambda: build_llm(config)), self.cancel)
+
+    def _with_shared_parts(self, config: Any) -> Any:
+        """The config with a writer's heavy parts (its VLM, its gallery index) taken from the provider."""
+        from ..agents.writer import IllustratedWriter, _load_vlm
+        from ..registry import BUILTIN_AGENTS
+
+        extra = dict(config.agent.model_extra or {})
+        if self.models is None or extra.get("retriever") is not None:
+            return config
+        try:
+            agent_cls = load_object(config.agent.type, table=BUILTIN_AGENTS, base_dir=config.base_dir)
+        except LookupFailed:
+            return config  # build_agent reports it, naming the key
+        if not (isinstance(agent_cls, type) and issubclass(agent_cls, IllustratedWriter)):
+            return config
+        where = str(config.source)
+        vlm = extra.get("vlm")
+        if isinstance(vlm, str | dict):
+            key = json.dumps(["vlm", where, vlm], sort_keys=True, default=str)
+            extra["vlm"] = GatedLLM(self.models(key, lambda: _load_vlm(vlm)), self.cancel)
+        if extra.get("gallery") is not None:
+            from ..actions.image_retrieval import DEFAULT_CLIP, ImageRetrieval
+
+            gallery = str(extra.pop("gallery"))  # as `inkagent write` takes it
+            clip = extra.pop("clip_model", None) or DEFAULT_CLIP
+            top_k = int(extra.get("num_candidates", 4))
+            key = json.dumps(["gallery", gallery, clip, top_k])
+            extra["retriever"] = self.models(key, lambda: ImageRetrieval(gallery, clip, top_k=top_k)).model
+        fields = type(config.agent).model_fields
+        given = {name: getattr(config.agent, name) for name in config.agent.model_fields_set if name in fields}
+        section = type(config.agent).model_validate({**given, **extra})  # the keys the file set, no more
+        return config.model_copy(update={"agent": section})
 
     def _wrap(self, attribute: str) -> ToolView | None:
         executor = getattr(self.agent, attribute, None)
