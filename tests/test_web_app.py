@@ -355,3 +355,71 @@ def test_a_figure_from_the_interpreter_shows_inline_and_a_malformed_call_is_mark
     assert box.icon == ":material/check:" and box.code[0].value == plot
     assert [child.type for child in box.children.values()].count("image") == 1  # the figure, inline
     assert texts(answer)[-1] == "Here is the plot."
+
+
+class HeldModel:
+    """A shared model whose first answer stops half-way until `gate` is set."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def stream_text(self, inputs, **gen_params):
+        self.calls += 1
+        if self.calls > 1:
+            yield "Second."
+            return
+        yield "Slow"
+        self.gate.wait(30)
+        yield " answer."
+
+
+def test_a_session_waits_visibly_while_another_uses_the_shared_model(tmp_path):
+    from inkagent.schema import TextDelta
+
+    config = load_config(
+        write_config(tmp_path / "persona.yaml", {"llm": {"type": "ScriptedLLM"}, "agent": {"type": "ChatAgent"}})
+    )
+    config.llm.type = "tests:HeavyModel"  # any backend but ScriptedLLM / OpenAICompatible is shared
+    model, shared = HeldModel(), {}
+
+    def provider(key, load):
+        return shared.setdefault(key, SharedModel(model))
+
+    first = WebSession(config, trace_dir=tmp_path / "t", models=provider)
+    second = WebSession(config, trace_dir=tmp_path / "t", models=provider)
+    try:
+        assert first.llm.shared is second.llm.shared
+        one = first.start("hello")
+        seen: list = []
+        while not any(isinstance(e, TextDelta) for e in seen):  # the first session is generating
+            events, finished = one.wait_events(len(seen), 30)
+            assert not finished, one.error
+            seen += events
+        two = second.start("hello too")
+        assert second.llm.waiting.wait(30) and second.waiting_for_model
+        model.gate.set()
+        assert one.wait_done(30) and two.wait_done(30)
+        assert not second.waiting_for_model
+        assert [m.content for m in first.agent.memory] == ["hello", "Slow answer."]
+        assert [m.content for m in second.agent.memory] == ["hello too", "Second."]
+    finally:
+        model.gate.set()
+        first.close()
+        second.close()
+
+
+def test_the_page_warns_when_served_beyond_this_machine(app, monkeypatch):
+    monkeypatch.setenv("INKAGENT_WEB_HOST", "0.0.0.0")
+    page = app(ROOT / "configs" / "scripted.yaml")
+    (warning,) = page.sidebar.warning
+    assert "0.0.0.0" in warning.value and "runs code as this user" in warning.value
+
+
+def test_a_model_that_cannot_load_is_explained_on_the_page(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = tmp_path / "no-such-model"
+    page = app(write_config(tmp_path / "broken.yaml", {"llm": {"type": "HFTransformer", "path": str(missing)}}))
+    (error,) = page.error
+    assert error.value.startswith("Cannot start:") and "no-such-model" in error.value
+    assert "inkagent_session" not in page.session_state

@@ -63,6 +63,9 @@ def main() -> None:
     except InkAgentError as exc:
         st.error(f"Cannot start: {exc}")
         st.stop()
+    except Exception as exc:  # a model that cannot load (no weights offline, no GPU...): say why
+        st.error(f"Cannot start: {type(exc).__name__}: {exc}")
+        st.stop()
     st.session_state["inkagent_session"] = session  # for tests; the cache owns the session
     sidebar(session)
     if session.kind == "writer":
