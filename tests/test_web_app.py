@@ -423,3 +423,28 @@ def test_a_model_that_cannot_load_is_explained_on_the_page(app, tmp_path, monkey
     (error,) = page.error
     assert error.value.startswith("Cannot start:") and "no-such-model" in error.value
     assert "inkagent_session" not in page.session_state
+
+
+def test_stop_while_the_model_writes_drops_the_turn(tmp_path):
+    from inkagent.schema import TextDelta
+
+    answer = "A long answer that the user stops half-way. " * 20
+    config = write_config(
+        tmp_path / "slow.yaml",
+        {"llm": {"type": "ScriptedLLM", "responses": [answer], "chunk_size": 2, "delay_s": 0.02}, "agent": {"type": "ChatAgent"}},
+    )
+    session = WebSession(load_config(config), trace_dir=tmp_path / "traces")
+    try:
+        turn = session.start("tell me everything")
+        seen: list = []
+        while not any(isinstance(e, TextDelta) for e in seen):
+            events, finished = turn.wait_events(len(seen), 30)
+            assert not finished, turn.error
+            seen += events
+        assert session.stop() is True
+        written = "".join(e.text for e in turn.events if isinstance(e, TextDelta))
+        assert turn.state == "cancelled" and 0 < len(written) < len(answer.strip())
+        assert session.agent.memory == [] and session.turns == []
+        assert session.conversation_json().count('"role"') == 0
+    finally:
+        session.close()
