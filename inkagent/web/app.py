@@ -217,7 +217,7 @@ def _follow(session: WebSession, turn: Turn | None) -> None:
     for text, _ in st.session_state.get("pending") or []:
         st.caption(f"waiting for its turn: {text[:80]}")
     stop = st.empty()
-    stop.button("⏹ Stop", key="stop", on_click=_stop, args=(session,), help="cancel this turn (model and tool) and drop it")
+    stop.button("Stop", icon=":material/stop_circle:", key="stop", on_click=_stop, args=(session,), help="cancel this turn (model and tool) and drop it")
     follow_turn(turn, session)
     stop.empty()
 
@@ -230,7 +230,7 @@ def _stop(session: WebSession) -> None:
 def _notice() -> None:
     notice = st.session_state.pop("notice", None)
     if notice:
-        st.info(notice, icon="⏹")
+        st.info(notice, icon=":material/stop_circle:")
 
 
 def _save_uploads(session: WebSession, files: list) -> list[str]:

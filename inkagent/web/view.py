@@ -148,7 +148,7 @@ class TurnView:
         self.errors += 1
         with self.box:
             if event.kind == "parse_error":
-                st.warning(f"Malformed tool call, sent back to the model: {event.message}", icon="↩")
+                st.warning(f"Malformed tool call, sent back to the model: {event.message}", icon=":material/undo:")
             else:
                 st.error(event.message)
 
@@ -167,9 +167,9 @@ class TurnView:
         """Refresh the running calls' clocks and the activity line (each refresh lets Stop through)."""
         now = time.perf_counter()
         for status, started, label in self.calls.values():
-            status.update(label=f"{label} · running {now - started:.1f} s", expanded=True)
+            status.update(label=f"{label} · running {now - started:.1f} s", state="running", expanded=True)
         if session.waiting_for_model:
-            activity.caption("⏳ waiting: another session is using the model")
+            activity.caption(":material/hourglass_top: waiting: another session is using the model")
         elif not self.calls:
             activity.caption(f"… working · {now - turn.started:.1f} s")
         else:
