@@ -50,6 +50,7 @@ class TurnView:
         self.text_slot: Any = None
         self.article_status: Any = None
         self.calls: dict[str, tuple[Any, float, str]] = {}  # call id -> (status box, start, label)
+        self.call_times: dict[str, float] = {}  # call id -> when the call was announced (epoch s)
         self.shown_text = False
         self.errors = 0
 
@@ -117,6 +118,7 @@ class TurnView:
             elif call.arguments:
                 st.code(json.dumps(call.arguments, ensure_ascii=False, indent=2), language="json")
         self.calls[call.id] = (status, time.perf_counter(), label)
+        self.call_times[call.id] = event.time
 
     def _result(self, event: ToolResult) -> None:
         result = event.result
@@ -130,15 +132,19 @@ class TurnView:
             if result.ok:
                 if result.output:
                     st.code(result.output, language="text")
-                for image in images:
-                    st.image(image)
+                if len(images) == 1:
+                    st.image(images[0])
+                elif images:  # candidates: side by side
+                    st.image(images, width=120)
                 others = [f for f in result.files if f not in images]
                 if others:
                     st.caption("files: " + ", ".join(others))
             else:
                 st.error(result.error or "the call failed")
                 st.caption("↩ this error was sent back to the model")
-        took = f"{result.duration_s:.2f} s"
+        # a skill's steps carry no duration of their own: the time between the call and its result
+        duration = result.duration_s or max(0.0, event.time - self.call_times.pop(event.call.id, event.time))
+        took = f"{duration:.2f} s"
         if result.ok:
             status.update(label=f"{label} · {took}", state="complete", expanded=bool(images))
         else:
