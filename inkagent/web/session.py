@@ -144,7 +144,7 @@ class WebSession:
 
     def _with_shared_parts(self, config: Any) -> Any:
         """The config with a writer's heavy parts (its VLM, its gallery index) taken from the provider."""
-        from ..agents.writer import IllustratedWriter, _load_vlm
+        from ..agents.writer import IllustratedWriter
         from ..registry import BUILTIN_AGENTS
 
         extra = dict(config.agent.model_extra or {})
@@ -159,8 +159,11 @@ class WebSession:
         where = str(config.source)
         vlm = extra.get("vlm")
         if isinstance(vlm, str | dict):
+            from ..llms.vlm import VisionLanguageModel
+
             key = json.dumps(["vlm", where, vlm], sort_keys=True, default=str)
-            extra["vlm"] = GatedLLM(self.models(key, lambda: _load_vlm(vlm)), self.cancel)
+            kwargs = dict(vlm) if isinstance(vlm, dict) else {"path": vlm}  # the writer's own two forms
+            extra["vlm"] = GatedLLM(self.models(key, lambda: VisionLanguageModel(**kwargs)), self.cancel)
         if extra.get("gallery") is not None:
             from ..actions.image_retrieval import DEFAULT_CLIP, ImageRetrieval
 
