@@ -5,6 +5,10 @@ same 20 lagent toolkits in the prompt, and do the same work per turn: format the
 output, run the call, record the step. Overhead = wall time per turn minus the model's own time (the
 instant model's rendering of the prompt with the meta template, measured and subtracted for both).
 
+The protocols' own share is printed for each of the four (`inkagent.protocols`): per turn, format the
+request with the same 40 APIs, parse the same task's output written in that protocol (streamed in 8
+pieces), and render the call and its result back.
+
     python benchmarks/agent_overhead.py [--runs 300]
 """
 
@@ -25,6 +29,9 @@ from lagent.agents.internlm2_agent import Internlm2Protocol as LagentProtocol
 from inkagent.actions import ActionExecutor
 from inkagent.agents import Internlm2Agent
 from inkagent.llms.base import LLM
+from inkagent.protocols import get_protocol
+from inkagent.protocols.base import openai_delta
+from inkagent.schema import ActionResult, Message, ToolCall, ToolCallDelta
 
 N_TOOLS = 20
 TURNS = 3
@@ -106,6 +113,45 @@ def per_turn_us(runners: list, runs: int) -> list[float]:
     return [statistics.median(out) for out in samples]
 
 
+def protocol_task(protocol, executor: ActionExecutor, text: str, native: list[ToolCallDelta]) -> None:
+    """One task's protocol work: per turn, format the request, parse the streamed output, render back."""
+    history = [Message(role="user", content="find papers about agents")]
+    step = max(1, len(text) // 8)
+    for _ in range(TURNS):
+        protocol.request(history, executor)
+        parser = protocol.stream_parser()
+        for start in range(0, len(text), step):
+            parser.feed(text[start : start + step])
+        for delta in native:
+            parser.feed(delta)
+        parser.close()
+        turn = parser.result()
+        history.append(protocol.assistant_message(text, turn))
+        history += [protocol.format_result(c, RESULT) for c in turn.calls]
+
+
+RESULT = ActionResult(name="BenchTool3.lookup", output="tool 3: 2 results for agents")
+
+
+def protocol_us(executor: ActionExecutor, runs: int) -> dict[str, float]:
+    """Median µs per turn of each protocol's own work (see `protocol_task`)."""
+    figures = {}
+    call = ToolCall(name="BenchTool3.lookup", arguments={"query": "agents", "limit": 2})
+    for key in ("internlm2", "openai", "hermes", "react"):
+        protocol = get_protocol(key)
+        history = [Message(role="user", content="q"), Message(role="assistant", content="Let me look.", tool_calls=[call])]
+        written = protocol.request(history, executor).messages[-1]  # the output, as this protocol writes it
+        native = [openai_delta(c, i) for i, c in enumerate(written.get("tool_calls") or [])]
+        text = written.get("content") or ""
+        samples = []
+        for _ in range(max(20, runs)):
+            start = time.perf_counter()
+            protocol_task(protocol, executor, text, native)
+            samples.append((time.perf_counter() - start) / TURNS * 1e6)
+        figures[key] = statistics.median(samples)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
@@ -140,6 +186,9 @@ def main() -> None:
     print(f"lagent 0.2.4 Internlm2Agent:                 {lagent_us:8.1f} µs per turn (median)")
     print(f"inkagent, no per-call time limit (as lagent): {same_us:8.1f} µs per turn   ratio {lagent_us / same_us:5.1f}x")
     print(f"inkagent, 60 s time limit (a thread a call):  {limited_us:8.1f} µs per turn   ratio {lagent_us / limited_us:5.1f}x")
+    print("the protocol's own work per turn (format the request, parse the output, render the result):")
+    for name, us in protocol_us(ActionExecutor(tools, timeout_s=None), args.runs).items():
+        print(f"  {name:10s} {us:8.1f} µs per turn")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/hf_generate.py                      # CPU: a 2-layer Llama of InternLM2's proportions
     python benchmarks/hf_generate.py --device cuda --shape internlm2-1_8b --tokens 128,1024
+    python benchmarks/hf_generate.py --device cuda --shape internlm2_5-7b --tokens 128,1024   # issue 14's GPU check
 
 Prints, for each output length, the time of raw `model.generate`, of `HFTransformer.generate` and of
 streaming through `HFTransformer.stream_text` (medians over --repeats interleaved runs), their ratios
@@ -35,6 +36,8 @@ SHAPES = {
     "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4, intermediate_size=1536, vocab_size=8192),
     # InternLM2-1.8B's dimensions (config.json of internlm/internlm2-chat-1_8b), as a Llama.
     "internlm2-1_8b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8, intermediate_size=8192, vocab_size=92544, rope_theta=1_000_000.0),
+    # InternLM2.5-7B's dimensions (config.json of internlm/internlm2_5-7b-chat), as the native loader builds it.
+    "internlm2_5-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, intermediate_size=14336, vocab_size=92544, rope_theta=1_000_000.0),
 }  # fmt: skip
 SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "<|action_start|>", "<|action_end|>",
             "<|interpreter|>", "<|plugin|>"]  # fmt: skip

@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("inkagent.runners.trace_cmd", "show a saved trace"),
     "write": ("inkagent.runners.skills_cmd", "illustrated writing: an article with images for a title"),
     "see": ("inkagent.runners.skills_cmd", "ask a question about an image"),
+    "convert-internlm2": (
+        "inkagent.runners.convert_cmd",
+        "write an InternLM2 / InternLM2.5 checkpoint as a standard Llama checkpoint",
+    ),
+    "mcp": ("inkagent.runners.mcp_cmd", "serve a config's actions as an MCP server (mcp serve CONFIG)"),
     "web": ("inkagent.runners.web", "the agent and the skills in the browser (a streamlit page)"),
 }
 

@@ -38,7 +38,9 @@ BUILTIN_LLMS = {
     "ScriptedLLM": "inkagent.llms.scripted:ScriptedLLM",
     "HFTransformer": "inkagent.llms.hf:HFTransformer",
     "OpenAICompatible": "inkagent.llms.openai_compat:OpenAICompatible",
+    "LMDeployClient": "inkagent.llms.lmdeploy_wrapper:LMDeployClient",
     "VisionLanguageModel": "inkagent.llms.vlm:VisionLanguageModel",
+    "OpenAICompatibleVision": "inkagent.llms.vision_server:OpenAICompatibleVision",
 }
 BUILTIN_AGENTS = {
     "Internlm2Agent": "inkagent.agents.internlm2_agent:Internlm2Agent",

@@ -1,15 +1,20 @@
 """Typed data that flows through an agent: messages, tool calls, action results and events.
 
 Everything here is a pydantic model so it can be validated, printed and written to a trace as JSON.
-lagent's dataclasses (`ActionReturn`, `AgentReturn`) are produced only at the edge, for lagent users.
+lagent's dataclasses (`ActionReturn`, `AgentReturn`) are produced only at the edge, for lagent users;
+lagent's names (`AgentStatusCode`, `AgentReturn`, `ActionReturn`, `ActionStatusCode`, `ActionValidCode`,
+`ModelStatusCode`) can be imported from here (`from inkagent.schema import AgentStatusCode`, as from
+`lagent.schema`): they are lagent's own objects, and lagent is imported on the first such import.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +46,7 @@ class Message(BaseModel):
     content: str = ""
     name: str | None = None  # "plugin" / "interpreter" for tool prompts and tool results
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None  # on a tool result: the id of the call it answers (OpenAI `tool` messages)
 
 
 class ActionResult(BaseModel):
@@ -67,8 +73,11 @@ class ActionResult(BaseModel):
         parts += [f"[image]({path})" for path in self.files]
         return "\n".join(parts)
 
-    def to_lagent(self, thought: str | None = None):
-        """Convert to lagent's `ActionReturn` (for `chat()` and `stream_chat()` callers)."""
+    def to_lagent(self, thought: str | None = None, args: dict[str, Any] | None = None):
+        """Convert to lagent's `ActionReturn` (for `chat()` and `stream_chat()` callers).
+
+        `args` replaces the call's arguments where lagent shows others (its interpreter: `{"text": code}`).
+        """
         from lagent.schema import ActionReturn, ActionStatusCode
 
         result = [{"type": "text", "content": self.output}] if self.output else []
@@ -80,7 +89,7 @@ class ActionResult(BaseModel):
         else:
             state = ActionStatusCode.API_ERROR
         return ActionReturn(
-            args=self.arguments,
+            args=self.arguments if args is None else args,
             type=self.name,
             result=result,
             errmsg=self.error,
@@ -159,7 +168,26 @@ class ModelOutput(_Event):
     duration_s: float
 
 
+class ToolCallDelta(_Event):
+    """A piece of a tool call while the model writes it (before it is complete).
+
+    `text` is the raw text the model wrote for the call (InternLM2: what follows `<|plugin|>` or
+    `<|interpreter|>`); the first piece of each call has `start=True` (and may be empty). `name` is
+    known up front for the interpreter; a plugin's name is inside its text. The parsed call follows as
+    `ToolCallStarted`, or an `AgentError` when it is malformed. Not written to traces (the turn's
+    `ModelOutput` holds the whole text).
+    """
+
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+    kind: CallKind
+    text: str = ""
+    name: str | None = None
+    start: bool = False
+
+
 class ToolCallStarted(_Event):
+    """A complete tool call, parsed (it runs once the model's turn has ended)."""
+
     type: Literal["tool_call"] = "tool_call"
     call: ToolCall
 
@@ -186,7 +214,15 @@ class FinalAnswer(_Event):
 
 
 AgentEvent = Annotated[
-    UserMessage | PromptSent | TextDelta | ModelOutput | ToolCallStarted | ToolResult | AgentError | FinalAnswer,
+    UserMessage
+    | PromptSent
+    | TextDelta
+    | ToolCallDelta
+    | ModelOutput
+    | ToolCallStarted
+    | ToolResult
+    | AgentError
+    | FinalAnswer,
     Field(discriminator="type"),
 ]
 
@@ -203,6 +239,43 @@ class ParsedTurn(BaseModel):
         return not self.calls and not self.errors
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallChunk:
+    """A piece of a natively streamed tool call (an OpenAI `choices[].delta.tool_calls[]` entry).
+
+    Chat-API backends yield these between text deltas (`str`); pieces with the same `index` belong to one
+    call: `id` and `name` arrive first, `arguments` is a JSON text sent in fragments that are joined.
+    Source: the OpenAI chat completions streaming format (`ChatCompletionChunk`).
+    """
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    @classmethod
+    def from_openai(cls, call: Any, index: int) -> ToolCallChunk:
+        """An OpenAI `tool_calls[]` entry (a message's, or a stream delta's) as a `ToolCallChunk`; `index`
+        is used when the entry has none. Never raises: arguments sent as an object are dumped to JSON, and
+        a malformed entry gives a delta whose call the parser reports invalid."""
+        if not isinstance(call, dict):
+            return cls(index=index, arguments=json.dumps(str(call)))
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):  # some servers send an object rather than a JSON text
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
+                arguments = repr(arguments)[:1000]
+        raw_index = call.get("index", index)
+        return cls(
+            index=raw_index if isinstance(raw_index, int) else index,
+            id=str(call.get("id") or ""),
+            name=str(function.get("name") or ""),
+            arguments=arguments,
+        )
+
+
 class ToolSpec(BaseModel):
     """A tool as the model sees it: its name (`Tool` or `Toolkit.api`), description and JSON Schema.
 
@@ -217,3 +290,17 @@ class ToolSpec(BaseModel):
     def openai_tool(self) -> dict[str, Any]:
         """This tool in the OpenAI `tools` format."""
         return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+_LAGENT_NAMES = frozenset(
+    {"ActionReturn", "ActionStatusCode", "ActionValidCode", "AgentReturn", "AgentStatusCode", "ModelStatusCode"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """lagent's schema names, loaded on first use (importing lagent costs seconds)."""
+    if name in _LAGENT_NAMES:
+        import lagent.schema
+
+        return getattr(lagent.schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiny_internlm2 import tiny_internlm2_dir  # noqa: F401  (session fixture: tiny InternLM2, hub layout)
 from tiny_model import tiny_model_dir  # noqa: F401  (session fixture: tiny random InternLM2-style Llama)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,7 +49,7 @@ def scores(report: dict) -> dict:
 def test_oracle_scores_the_ground_truth_through_inkagent_bench(tmp_path):
     config = write_config(tmp_path, "oracle", {"type": "inkagent.bench.oracle:OracleLLM", "suite": "bfcl"})
     out = tmp_path / "run"
-    result, report = bench(config, "--suite", "bfcl", "--out", str(out), "--concurrency", "4")
+    result, report = bench(config, "--suite", "bfcl", "--mode", "prompt", "--out", str(out), "--concurrency", "4")
     assert result.returncode == 0, result.stderr
     assert scores(report) == ORACLE_PROMPT
     aggregates = report["aggregates"]
@@ -119,7 +119,7 @@ def test_an_interrupted_run_resumes_and_retries_failed_requests(tmp_path):
         encoding="utf-8",
     )
     out = tmp_path / "run"
-    args = ["--categories", "simple_python", "multiple", "--limit", "10", "--out", str(out)]
+    args = ["--categories", "simple_python", "multiple", "--limit", "10", "--out", str(out), "--mode", "prompt"]
     first = write_config(tmp_path, "first", {"type": "./flaky.py:Flaky", "fail_first": 4})
     result, report = bench(first, *args)
     assert result.returncode == 1  # finished, but some calls failed
@@ -137,11 +137,11 @@ def test_an_interrupted_run_resumes_and_retries_failed_requests(tmp_path):
     assert len(read_results(out / RESULTS_FILE)) == 24  # 20 rows, then the 4 retried ones appended
 
     # --limit grows: a resumed run asks only for the new records
-    result, report = bench(second, *args[:3], "--limit", "12", "--out", str(out), "--resume")
+    result, report = bench(second, *args[:3], "--limit", "12", "--out", str(out), "--mode", "prompt", "--resume")
     assert result.returncode == 0 and report["records"] == 24
     assert len(read_results(out / RESULTS_FILE)) == 28
 
-    mixed = run_cli("bench", str(second), *args, "--resume", "--mode", "internlm2")
+    mixed = run_cli("bench", str(second), *args[:-2], "--resume", "--mode", "internlm2")
     assert mixed.returncode == 2 and "mode=prompt" in mixed.stderr  # one run, one mode
 
 
@@ -156,3 +156,30 @@ def test_bad_input_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "chat_with_tools" in result.stderr
     result = run_cli("bench", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "missing.yaml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("agent", "mode"),
+    [("", "internlm2"), ("agent:\n  protocol: hermes\n", "hermes"), ("agent:\n  protocol: react\n", "react"),
+     ("agent:\n  type: ChatAgent\n", "prompt")],
+)
+def test_the_default_mode_follows_the_configs_protocol(tmp_path, agent, mode):
+    config = tmp_path / "oracle.yaml"
+    config.write_text(f"llm:\n  type: inkagent.bench.oracle:OracleLLM\n  mode: {mode}\n{agent}", encoding="utf-8")
+    result, report = bench(config, "--categories", "simple_python", "irrelevance", "--limit", "5",
+                           "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert report["meta"]["mode"] == mode and report["correct"] == report["records"] == 10
+
+
+def test_when_nothing_decodes_the_report_names_the_mode_that_would(tmp_path):
+    call = '<|action_start|><|plugin|>\\n{\\"name\\": \\"f\\", \\"parameters\\": {}}<|action_end|>\\n'
+    config = write_config(tmp_path, "internlm2_model", {"type": "ScriptedLLM", "cycle": "true",
+                                                         "responses": f'["{call}"]'})
+    result, report = bench(config, "--mode", "prompt", "--categories", "simple_python", "live_relevance",
+                           "--limit", "3", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert report["correct"] == 0
+    assert report["meta"]["mode_hint"]["mode"] == "internlm2" and report["meta"]["mode_hint"]["decoded"] == 6
+    assert "rerun with --mode internlm2" in result.stderr
+    assert "rerun with --mode internlm2" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ def test_the_suite_is_bfcl_v4_single_turn(bfcl):
     assert "6ea57973" in bfcl.version and len(bfcl.data_sha256) == 64
 
 
-@pytest.mark.parametrize("mode", ["prompt", "internlm2", "native"])
+@pytest.mark.parametrize("mode", ["prompt", "internlm2", "openai", "hermes", "react", "native"])
 def test_ground_truth_scores_100_percent_except_the_unpassable_records(bfcl, mode):
     failed = collections.defaultdict(list)
     for record in bfcl.records:

@@ -76,7 +76,7 @@ def test_records_are_well_formed(everything):
             assert all(p in params and "" not in params[p] for p in required), record.id
 
 
-@pytest.mark.parametrize("mode", ["prompt", "internlm2", "native"])
+@pytest.mark.parametrize("mode", ["prompt", "internlm2", "openai", "hermes", "react", "native"])
 def test_ground_truth_passes_every_case(everything, mode):
     for record in everything.records:
         output = render_output(mode, record.category, record.question, record.answer)

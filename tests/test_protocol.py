@@ -61,7 +61,8 @@ def test_stream_emits_language_before_the_call_finishes_and_the_call_at_action_e
     assert [type(i).__name__ for i in items] == ["TextPiece"]
     assert items[0].text == "Let me look that up."  # the partial marker is held back, not streamed
     items = parser.feed('on_start|><|plugin|>\n{"name": "a", "parameters": {}}')
-    assert [type(i).__name__ for i in items] == ["CallStarted"]
+    assert [type(i).__name__ for i in items] == ["CallStarted", "CallText"]  # the call streams as written
+    assert items[1].kind == "plugin" and items[1].text == '\n{"name": "a", "parameters": {}}'
     items = parser.feed("<|action_end|>")
     assert [type(i).__name__ for i in items] == ["CallParsed"]
 
@@ -88,14 +89,18 @@ def test_text_after_im_end_is_ignored():
 
 
 MARKERS = ["<|action_start|>", "<|plugin|>", "<|interpreter|>", "<|action_end|>", "<|im_end|>", "<|im_start|>",
-           "[UNUSED_TOKEN_144]", "[UNUSED_TOKEN_145]", "```python\n", "```", "{", "}", '"name"', '"parameters"', ":", "\n"]
+           "[UNUSED_TOKEN_144]", "[UNUSED_TOKEN_145]", "```python\n", "```", "{", "}", '"name"', '"parameters"', ":", "\n",
+           # what made the parser raise before (issue 17): deep nesting, huge integers, NUL bytes
+           "[" * 3000, '{"a":' * 2000, "9" * 5000, "-" * 4500, "\x00", '"\x00"', "\\u0000", "1e999999"]
+CALL_HEAD = '<|action_start|><|plugin|>\n{"name": "w", "parameters": '
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=10_000, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=12)), max_size=30), st.integers(1, 9))
 def test_parser_never_raises_on_random_outputs(pieces, chunk):
     text = "".join(pieces)
     parser = Internlm2StreamParser()
+    chunk = max(chunk, len(text) // 60)  # small pieces, but at most ~60 feeds for the huge outputs
     for i in range(0, len(text), chunk):
         parser.feed(text[i : i + chunk])
     parser.close()
@@ -110,6 +115,24 @@ def test_parser_never_raises_on_mutated_fixture_outputs(case, at, cut, insert):
     at = min(at, len(text))
     mutated = text[:at] + insert + text[at + cut :]
     Internlm2Protocol().parse(mutated)  # must not raise
+
+
+@pytest.mark.parametrize("arguments", ["[" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000, "1" * 100_000,
+                                       '{"a": 1' + "0" * 5000 + "}", '{"a": "\x00"}', '{"a": "\\u0000"}'])
+def test_deep_nesting_huge_numbers_and_nul_bytes_are_parse_errors_or_calls(arguments):
+    parsed = Internlm2Protocol().parse(CALL_HEAD + arguments + "}<|action_end|>\n")
+    if arguments == '{"a": "\\u0000"}':
+        assert parsed.calls[0].arguments == {"a": "\x00"}
+    else:
+        assert not parsed.calls and len(parsed.errors) == 1 and "plugin call" in parsed.errors[0]
+
+
+def test_a_fence_inside_interpreter_code_does_not_end_the_code():
+    output = '<|action_start|><|interpreter|>\n```python\nfence = "```"\nprint(len(fence))\n```<|action_end|>\n'
+    assert Internlm2Protocol().parse(output).calls[0].arguments == {"command": 'fence = "```"\nprint(len(fence))'}
+    # text after the closing fence: the fence alone on its line ends the code
+    output = '<|action_start|><|interpreter|>\n```python\ns = "```"\n```\nThat prints it.<|action_end|>'
+    assert Internlm2Protocol().parse(output).calls[0].arguments == {"command": 's = "```"'}
 
 
 def _weather_spec():

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from .image_caption import ImageCaption  # noqa: F401
     from .image_retrieval import ImageRetrieval  # noqa: F401
     from .ipython import IPythonInterpreter  # noqa: F401
+    from .mcp_client import MCPToolset  # noqa: F401
     from .weather import Weather  # noqa: F401
 
 _LAZY = {
@@ -22,6 +23,7 @@ _LAZY = {
     "Weather": ".weather",
     "ImageCaption": ".image_caption",
     "ImageRetrieval": ".image_retrieval",
+    "MCPToolset": ".mcp_client",
 }
 __all__ = ["Action", "ActionExecutor", "FunctionTool", "api", "tool", *_LAZY]
 

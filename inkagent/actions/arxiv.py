@@ -12,10 +12,12 @@ import re
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from ..errors import ActionError
-from .base import Action, api
+from ..schema import ToolSpec
+from .base import Action, BoundApi, api
+from .tool import json_schema
 
 if TYPE_CHECKING:
     import requests
@@ -59,24 +61,37 @@ class ArxivSearch(Action):
     """Search arXiv.org for scientific papers. Useful for questions about physics, mathematics, computer
     science, quantitative biology, quantitative finance, statistics, electrical engineering and economics."""
 
+    top_k_results: int = 3
+
     def __init__(
         self,
+        top_k_results: int = 3,
         max_query_len: int = 300,
         doc_content_chars_max: int = 1500,
         num_retries: int = 3,
         delay_seconds: float = 3.0,
         timeout_s: float = 20.0,
         session: requests.Session | None = None,
+        *,
+        description: dict | str | None = None,
+        parser: Any = None,
+        enable: bool = True,
     ) -> None:
         """
         Args:
+            top_k_results: how many papers a search returns when the model does not say (lagent's).
             max_query_len: longer queries are cut to this many characters.
             doc_content_chars_max: each abstract is cut to this many characters.
             num_retries: retries of a failed request (HTTP errors, connection errors, empty pages).
             delay_seconds: the least time between two requests (arXiv's terms ask for 3 s).
             timeout_s: how long one request may take.
             session: the `requests.Session` to fetch with (proxies, custom adapters, tests).
+            description, parser, enable: lagent's `BaseAction` keywords (see `Action.lagent_options`).
         """
+        if not 1 <= top_k_results <= 20:
+            raise ValueError(f"top_k_results must be between 1 and 20, got {top_k_results}")
+        self.top_k_results = top_k_results
+        self.lagent_options(description, parser, enable)
         self.max_query_len = max_query_len
         self.doc_content_chars_max = doc_content_chars_max
         self.num_retries = num_retries
@@ -142,6 +157,18 @@ class ArxivSearch(Action):
         if not papers:
             return f"No arXiv papers found for {query!r}. Try other or fewer keywords."
         return "\n\n".join(self._describe(i, paper) for i, paper in enumerate(papers, 1))
+
+    def apis(self) -> list[BoundApi]:
+        """The search API; its `max_results` defaults to `top_k_results` (3 unless set)."""
+        apis = super().apis()
+        if self.top_k_results == 3:
+            return apis
+        for bound in apis:
+            default = (Annotated[int, Field(ge=1, le=20)], Field(self.top_k_results, description="how many papers to return"))
+            model = create_model(bound.arguments_model.__name__, __base__=bound.arguments_model, max_results=default)
+            bound.arguments_model = model
+            bound.spec = ToolSpec(name=bound.spec.name, description=bound.spec.description, parameters=json_schema(model))
+        return apis
 
     def _describe(self, index: int, paper: Any) -> str:
         authors = [author.name for author in paper.authors]

@@ -6,12 +6,17 @@ Schemas come from the methods' type hints and docstrings, as with `@tool`.
 
 inkagent's actions do not subclass lagent's `BaseAction` on purpose: lagent registers every subclass in
 a global registry that rejects a second class named `ArxivSearch` or `IPythonInterpreter`.
-lagent actions are still accepted everywhere through `LagentActionAdapter`.
+lagent actions are still accepted everywhere (`bind_apis`), and inkagent actions offer lagent's surface:
+`action(inputs, name)` (JSON text in, lagent's `ActionReturn` out) and the `description` / `parser` /
+`enable` keywords (`Action.lagent_options`).
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
+import json
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +51,10 @@ class Action:
     description: ClassVar[str] = ""
     #: The executor's time limit for one call of this action; None means the executor's own limit.
     call_timeout_s: ClassVar[float | None] = None
+    #: lagent's `enable`: a disabled action is neither shown to the model nor callable.
+    enable: bool = True
+    _lagent_parser: Any = None
+    _api_descriptions: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,15 +75,108 @@ class Action:
         out = []
         for method_name in marked:
             method = getattr(self, method_name)
-            doc = parse_docstring(method.__doc__)
-            out.append(_bind(method, f"{self.name}.{method_name}", doc.summary, self))
+            summary = self._api_descriptions.get(method_name) or parse_docstring(method.__doc__).summary
+            out.append(_bind(method, f"{self.name}.{method_name}", summary, self))
         return out
+
+    # -- lagent's surface ----------------------------------------------------------------------
+    def lagent_options(self, description: dict | str | None = None, parser: Any = None, enable: bool = True) -> None:
+        """Apply lagent `BaseAction`'s constructor keywords (subclasses taking them call this).
+
+        Args:
+            description: lagent's description dict: its `name` renames the action, its `description`
+                (and those of its `api_list` entries, by API name) replace what the model is told.
+                A plain string replaces the description.
+            parser: lagent's `JsonParser` (the default) or `TupleParser`: how `action(inputs)` reads
+                text inputs (JSON object / Python tuple). Arguments are then validated by type hints.
+            enable: False hides the action from the model and refuses its calls.
+        """
+        self.enable = enable
+        self._lagent_parser = parser
+        if isinstance(description, str):
+            self.description = description  # type: ignore[misc]
+        elif isinstance(description, dict):
+            self.name = description.get("name") or self.name  # type: ignore[misc]
+            self.description = description.get("description", self.description)  # type: ignore[misc]
+            self._api_descriptions = {  # type: ignore[misc]
+                api["name"]: api.get("description", "") for api in description.get("api_list", []) if "name" in api
+            }
+
+    def lagent_args(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The `args` lagent's `ActionReturn` shows for these arguments (the arguments themselves)."""
+        return arguments
+
+    def __call__(self, inputs: str | dict | tuple = "", name: str = "run") -> Any:
+        """lagent's `BaseAction.__call__`: run the API `name` ("run" for a one-API action) on `inputs`.
+
+        `inputs` is JSON text (a ```json fence is allowed) or a dict; with lagent's `TupleParser`, a
+        tuple or its text. Returns lagent's `ActionReturn`: `ARGS_ERROR` for inputs that cannot be read
+        or validated, `API_ERROR` for an unknown API or a failing call, as lagent does.
+        """
+        from lagent.schema import ActionReturn, ActionStatusCode
+
+        from ..schema import ToolCall
+        from .executor import ActionExecutor
+
+        apis = {bound.spec.name: bound for bound in self.apis()} if self.enable else {}
+        full_name = self.name if name == "run" and self.name in apis else f"{self.name}.{name}"
+        bound = apis.get(full_name)
+        if bound is None:
+            return ActionReturn(
+                {"inputs": inputs, "name": name}, type=self.name, errmsg=f"invalid API: {name}",
+                state=ActionStatusCode.API_ERROR,
+            )
+        arguments = _lagent_inputs(inputs, bound.spec.parameters, self._lagent_parser)
+        if isinstance(arguments, str):
+            return ActionReturn(
+                {"inputs": inputs, "name": name}, type=self.name, errmsg=arguments, state=ActionStatusCode.ARGS_ERROR
+            )
+        executor = ActionExecutor(timeout_s=None)
+        executor.add_action(self)
+        result = executor.run(ToolCall(name=full_name, arguments=arguments))
+        action_return = result.to_lagent(args=self.lagent_args(arguments))
+        action_return.type = self.name
+        if result.error_type not in (None, "invalid_arguments"):
+            action_return.state = ActionStatusCode.API_ERROR
+        return action_return
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} defines neither run() nor @api methods")
 
     def close(self) -> None:
         """Release what the action holds (kernels, clients). Called by `ActionExecutor.close()`."""
+
+
+_JSON_FENCE = re.compile(r"^\s*(```json\n)?(.*)\n```\s*$", re.DOTALL)
+
+
+def _lagent_inputs(inputs: Any, parameters: dict[str, Any], parser: Any) -> dict[str, Any] | str:
+    """Arguments from lagent-style inputs, or the reason they cannot be read (lagent's wording)."""
+    if isinstance(inputs, dict):
+        return inputs
+    if getattr(parser, "__name__", "") == "TupleParser":
+        if not isinstance(inputs, tuple):
+            try:
+                inputs = ast.literal_eval(str(inputs))
+            except (ValueError, SyntaxError):
+                return f"invalid tuple format: {inputs}"
+            if not isinstance(inputs, tuple):
+                inputs = (inputs,)
+        names = list(parameters.get("properties", {}))
+        if len(inputs) > len(names):
+            return f"API takes {len(names)} positional arguments but {len(inputs)} were given"
+        return dict(zip(names, inputs, strict=False))
+    text = str(inputs)
+    match = _JSON_FENCE.match(text)
+    if match:
+        text = match.group(2).strip()
+    try:
+        arguments = json.loads(text)
+    except json.JSONDecodeError:
+        return f"invalid json format: {inputs}"
+    if not isinstance(arguments, dict):
+        return f"invalid json format: {inputs} (expected a JSON object)"
+    return arguments
 
 
 def _bind(method: Callable[..., Any], full_name: str, description: str, owner: Any) -> BoundApi:
@@ -125,7 +227,7 @@ def _lagent_api(action: Any, api_desc: dict[str, Any], method_name: str, full_na
 def bind_apis(action: Any) -> list[BoundApi]:
     """The APIs of any supported action: an inkagent `Action`, a `@tool` function, or a lagent `BaseAction`."""
     if isinstance(action, Action):
-        return action.apis()
+        return action.apis() if action.enable else []
     if hasattr(action, "as_action"):  # a skill agent offering itself as a tool
         return bind_apis(action.as_action())
     if isinstance(action, FunctionTool):

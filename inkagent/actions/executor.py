@@ -36,22 +36,36 @@ class ActionExecutor:
             (`math.inf` for none).
         max_output_chars: longer outputs are cut, with a note saying how much was dropped.
         parallel: run the calls of one turn concurrently.
-
-    lagent's `invalid_action`, `no_action`, `finish_action` and `finish_in_action` are accepted and
-    ignored: inkagent reports invalid calls as errors instead of routing them to pseudo-actions.
+        invalid_action, no_action, finish_action, finish_in_action: lagent 0.2.4's keywords, same
+            meaning where lagent code calls the executor (`executor(name, command)`): an unknown name
+            goes to `no_action` / `finish_action` when it is theirs, else to `invalid_action` (when
+            given; otherwise inkagent's error listing the real tools). `finish_in_action=True` lists
+            `finish_action` (lagent's `FinishAction` by default) as a tool. The agent loop itself reports
+            unknown tools to the model, and ends a run when the model answers without a call.
     """
 
     def __init__(
         self,
         actions: Any = (),
+        invalid_action: Any = None,
+        no_action: Any = None,
+        finish_action: Any = None,
+        finish_in_action: bool = False,
         *,
         timeout_s: float | None = 60.0,
         max_output_chars: int = 8000,
         parallel: bool = True,
-        **lagent_kwargs: Any,
     ) -> None:
-        if not isinstance(actions, list | tuple):
-            actions = [actions]
+        actions = list(actions) if isinstance(actions, list | tuple) else [actions]
+        if finish_in_action:
+            if finish_action is None:
+                from lagent.actions import FinishAction
+
+                finish_action = FinishAction()
+            actions.append(finish_action)
+        self.invalid_action = invalid_action
+        self.no_action = no_action
+        self.finish_action = finish_action
         self.timeout_s = timeout_s
         self.max_output_chars = max_output_chars
         self.parallel = parallel
@@ -80,13 +94,40 @@ class ActionExecutor:
             del self._apis[api_name]
 
     def specs(self) -> list[ToolSpec]:
-        """What the model is told about each API."""
+        """What the model is told about each API (read at the start of each turn)."""
+        self._rebind_changed()
         if self._specs is None:
             self._specs = [bound.spec for bound in self._apis.values()]
         return list(self._specs)
 
+    def _rebind_changed(self) -> None:
+        """Bind again the actions whose tools changed since they were bound (an MCP server's
+        `notifications/tools/list_changed` sets `tools_changed`). Runs as the tool list is read, so a
+        new list takes effect between turns, never under the calls of one."""
+        for name, action in list(self.actions.items()):
+            if getattr(action, "tools_changed", False) is not True:
+                continue
+            try:
+                apis = bind_apis(action)
+            except Exception:
+                logger.warning("listing the tools of %s again failed; keeping the old list", name, exc_info=True)
+                continue
+            for api_name in [n for n, bound in self._apis.items() if bound.owner is action]:
+                del self._apis[api_name]
+            for bound in apis:
+                if bound.spec.name in self._apis:
+                    logger.warning("%s: a tool named %r exists already; the new one is left out", name, bound.spec.name)
+                    continue
+                self._apis[bound.spec.name] = bound
+            self._specs = None
+
     def action_names(self, only_enable: bool = True) -> list[str]:
-        return list(self.actions)
+        """The actions' names (lagent's method: only enabled ones unless `only_enable=False`)."""
+        return [n for n, a in self.actions.items() if not only_enable or getattr(a, "enable", True)]
+
+    def is_valid(self, name: str) -> bool:
+        """Whether `name` is an enabled action (lagent's method)."""
+        return name in self.action_names()
 
     def api_names(self) -> list[str]:
         return list(self._apis)
@@ -145,7 +186,20 @@ class ActionExecutor:
         return [job.result for job in jobs]
 
     def __call__(self, name: str, command: Any) -> Any:
-        """lagent's calling convention: `executor(name, arguments)` -> `ActionReturn`."""
+        """lagent's calling convention: `executor(name, arguments)` -> lagent's `ActionReturn`.
+
+        `name` is `Action` or `Action.api`; `command` the arguments (a dict or JSON text; for the
+        interpreter, code text). The action is called as lagent calls it (`action(command, api)`).
+        """
+        action_name, _, api = name.partition(".")
+        action = self.actions.get(action_name)
+        if action is None or not self.is_valid(action_name):
+            specials = (self.no_action, self.finish_action)
+            special = next((a for a in specials if a is not None and name == a.name), self.invalid_action)
+            if special is not None:
+                return special(command)
+        elif hasattr(action, "enable") and callable(action):  # inkagent and lagent actions: lagent's own call
+            return action(command, api or "run")
         if isinstance(command, str):
             try:
                 arguments = json.loads(command)
@@ -310,3 +364,29 @@ def _describe_param(name: str, prop: dict[str, Any], spec: ToolSpec) -> str:
     required = name in spec.parameters.get("required", [])
     return f"{name} ({kind}{', required' if required else ''})"
 
+
+
+def agent_tools(agent: Any) -> list[dict[str, Any]]:
+    """Every tool an agent offers its model now, for tool lists in UIs (REPL, web page).
+
+    Returns dicts `{"name", "description", "parameters" (JSON Schema), "source", "kind"}`: `source` is
+    the action the tool belongs to (for an MCP server's tool, the server's name) and `kind` is `plugin`,
+    `mcp` or `interpreter`. Plugins come first, then the interpreter; an MCP server's latest tool list
+    (after `tools/list_changed`) is what is shown.
+    """
+    from .mcp_client import MCPToolset
+
+    tools = []
+    for attribute, kind in (("plugin_executor", "plugin"), ("interpreter_executor", "interpreter")):
+        executor = getattr(agent, attribute, None)
+        if not isinstance(executor, ActionExecutor):
+            continue
+        owners = {id(action): name for name, action in executor.actions.items()}
+        for spec in executor.specs():
+            owner = executor._apis[spec.name].owner
+            tools.append({
+                **spec.model_dump(),
+                "source": owners.get(id(owner), spec.name),
+                "kind": "mcp" if isinstance(owner, MCPToolset) else kind,
+            })
+    return tools

@@ -43,7 +43,8 @@ class ImageCaption(Action):
         if llm is not None and not hasattr(llm, "caption"):
             raise ActionError(
                 f"ImageCaption needs a VisionLanguageModel, not {type(llm).__name__}: give it model='<path>' "
-                "or llm: {type: 'inkagent.llms.vlm:VisionLanguageModel', path: ...}"
+                "or llm: {type: 'inkagent.llms.vlm:VisionLanguageModel', path: ...}, or for a model server "
+                "(LMDeploy, vLLM) llm: {type: OpenAICompatibleVision, base_url: ..., model: ...}"
             )
         self._vlm = llm
         self._model = model

@@ -345,11 +345,17 @@ class IPythonInterpreter(Action):
         max_output_chars: int = 8000,
         startup_timeout_s: float = 60.0,
         interrupt_grace_s: float = 3.0,
+        *,
+        timeout: float | None = None,
+        user_data_dir: str | None = None,
+        description: dict | str | None = None,
+        parser: Any = None,
+        enable: bool = True,
     ) -> None:
         """
         Args:
             timeout_s: wall-clock limit of one call. Past it the code is interrupted; if it does not stop
-                within `interrupt_grace_s`, the kernel is restarted.
+                within `interrupt_grace_s`, the kernel is restarted. `timeout` is lagent's name for it.
             memory_limit_mb: memory the kernel may use (Linux: data segment, elsewhere: address space);
                 `None` for no limit. Hitting it is reported and the kernel restarted.
             work_dir: the kernel's working directory (created if missing). By default a fresh temporary
@@ -357,7 +363,18 @@ class IPythonInterpreter(Action):
             max_output_chars: longer output is cut in the middle, with a note.
             startup_timeout_s: how long a kernel may take to start.
             interrupt_grace_s: how long an interrupted call may take to stop.
+            user_data_dir: lagent's keyword: the code runs in `os.path.dirname(user_data_dir)` (lagent's
+                rule) instead of `work_dir`; "ENV" reads the `USER_DATA_DIR` environment variable
+                (lagent's default; inkagent's is None, the working directory).
+            description, parser, enable: lagent's `BaseAction` keywords (see `Action.lagent_options`).
         """
+        if timeout is not None:
+            timeout_s = timeout
+        if user_data_dir == "ENV":
+            user_data_dir = os.environ.get("USER_DATA_DIR", "")
+        self.user_data_dir = user_data_dir or None
+        self._code_dir = Path(os.path.dirname(user_data_dir)).expanduser().resolve() if user_data_dir else None
+        self.lagent_options(description, parser, enable)
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.timeout_s = timeout_s
@@ -401,7 +418,7 @@ class IPythonInterpreter(Action):
         if kernel is not None:
             self._resources.stop_kernel()
         started = time.perf_counter()
-        kernel = _Kernel(self.work_dir, self.memory_limit_mb, self.startup_timeout_s)
+        kernel = _Kernel(self._code_dir or self.work_dir, self.memory_limit_mb, self.startup_timeout_s)
         self._resources.kernel = kernel
         try:
             setup = self._execute(kernel, _SETUP_CELL, self.startup_timeout_s, silent=True)
@@ -465,6 +482,10 @@ class IPythonInterpreter(Action):
             kernel = self._kernel()
             outcome = self._execute(kernel, code, self.timeout_s)
         return self._result(command, outcome)
+
+    def lagent_args(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """lagent's interpreter shows the code as `{"text": code}`."""
+        return {"text": arguments.get("command", "")}
 
     def _execute(
         self, kernel: _Kernel, code: str, timeout_s: float | None, *, silent: bool = False

@@ -3,7 +3,10 @@
 One turn: format the history, stream the model's output through the protocol's parser, run the calls,
 put their results back as environment messages; repeat until the model answers or `max_turn` runs out.
 A malformed call is never dropped: its reason goes back to the model as the environment's answer.
-`chat()` and `stream_chat()` give lagent's `AgentReturn` view of the same loop.
+`chat()`, `stream_chat()` and the rest of lagent's agent API come from `inkagent.compat.lagent_agent`.
+
+lagent's names of this module are here too, so that `from lagent.agents.internlm2_agent import
+INTERPRETER_CN, META_CN, PLUGIN_CN, Internlm2Agent, Internlm2Protocol` ports by renaming the package.
 """
 
 from __future__ import annotations
@@ -16,9 +19,21 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..actions.executor import ActionExecutor
+from ..compat.lagent_agent import LagentAgentAPI, as_executor, as_protocol
+from ..compat.steps import messages_from_steps
 from ..errors import LLMError
 from ..protocols.internlm2 import Internlm2Protocol
-from ..protocols.internlm2_parser import CallInvalid, CallParsed, TextPiece, normalize_special_tokens
+from ..protocols.internlm2_parser import (
+    CallInvalid,
+    CallParsed,
+    CallStarted,
+    CallText,
+    TextPiece,
+    normalize_special_tokens,
+)
+from ..protocols.prompts import INTERPRETER_ZH as INTERPRETER_CN
+from ..protocols.prompts import META_ZH as META_CN
+from ..protocols.prompts import PLUGIN_ZH as PLUGIN_CN
 from ..schema import (
     ActionResult,
     AgentError,
@@ -30,27 +45,22 @@ from ..schema import (
     PromptSent,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolCallStarted,
     ToolResult,
     UserMessage,
 )
 from ..trace import TraceWriter
-from .lagent_view import agent_return_from_events, stream_agent_returns
 from .llm_stream import stream_llm
+
+__all__ = ["INTERPRETER_CN", "META_CN", "PLUGIN_CN", "Internlm2Agent", "Internlm2Protocol", "as_executor"]
 
 logger = logging.getLogger(__name__)
 
-
-def as_executor(actions: Any) -> ActionExecutor | None:
-    """An inkagent `ActionExecutor` from one, from a lagent one, or from a list of actions."""
-    if actions is None or isinstance(actions, ActionExecutor):
-        return actions
-    if hasattr(actions, "actions") and isinstance(actions.actions, dict):  # a lagent ActionExecutor
-        return ActionExecutor(list(actions.actions.values()))
-    return ActionExecutor(actions if isinstance(actions, list | tuple) else [actions])
+_STREAMED = (TextDelta, ToolCallDelta)  # not traced: the turn's ModelOutput holds the whole text
 
 
-class Internlm2Agent:
+class Internlm2Agent(LagentAgentAPI):
     """An agent speaking the InternLM2 protocol (lagent's constructor arguments, plus `trace`).
 
     Args:
@@ -61,6 +71,11 @@ class Internlm2Agent:
         max_turn: model calls per `chat()` before giving up (the run then ends in `AgentState.MAX_TURN`).
         trace: a path (or `TraceWriter`) that receives every event as a JSON line.
         max_repeats: stop when the same call fails the same way this many times in a row.
+        **gen_params: generation parameters for every model call (a call's own override them).
+
+    A string (or one message dict) given to `stream` / `chat` / `stream_chat` continues this agent's
+    session (`memory`); a list of messages is the whole conversation, as in lagent (earlier turns
+    included, lagent's `inner_steps` roles accepted), and leaves the session as it was.
     """
 
     def __init__(
@@ -78,9 +93,7 @@ class Internlm2Agent:
         self.llm = llm
         self.plugin_executor = as_executor(plugin_executor)
         self.interpreter_executor = as_executor(interpreter_executor)
-        if protocol is not None and not hasattr(protocol, "stream_parser"):
-            protocol = Internlm2Protocol.from_lagent(protocol)  # a lagent protocol object: same prompts
-        self.protocol = protocol or Internlm2Protocol()
+        self.protocol = as_protocol(protocol) or Internlm2Protocol()  # a lagent protocol: same prompts
         self.max_turn = max_turn
         self.max_repeats = max_repeats
         self.gen_params = gen_params
@@ -104,39 +117,53 @@ class Internlm2Agent:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- lagent's API --------------------------------------------------------------------------
-    def chat(self, message: str | dict | list[dict], **gen_params: Any):
-        """Run to the end; return lagent's `AgentReturn` (`.response`, `.actions`, `.state`, `.inner_steps`)."""
-        return agent_return_from_events(self.stream(message, **gen_params))
-
-    def stream_chat(self, message: str | dict | list[dict], **gen_params: Any):
-        """Yield lagent `AgentReturn` snapshots with lagent's `AgentStatusCode` states."""
-        yield from stream_agent_returns(self.stream(message, **gen_params))
-
     # -- the loop ------------------------------------------------------------------------------
     def stream(self, message: str | dict | list[dict], **gen_params: Any) -> Iterator[AgentEvent]:
-        """Yield the run's events: prompt, text deltas, tool calls and results, errors, final answer."""
-        start_len = len(self.memory)
+        """Yield the run's events: prompt, text deltas, tool calls and results, errors, final answer.
+
+        `message`: a string or a message dict continues the session; a list of messages is the whole
+        conversation (see the class docstring).
+
+        Raises:
+            ValueError: a message list with an unknown role (lagent's roles are accepted).
+        """
+        history, new = self._conversation(message)
+        return self._stream(history, new, {**self.gen_params, **gen_params})
+
+    def _conversation(self, message: str | dict | list[dict]) -> tuple[list[Message], list[Message]]:
+        """The history to run on and the new user messages to add to it."""
+        if isinstance(message, str):
+            return self.memory, [Message(role="user", content=message)]
+        if isinstance(message, dict | Message):
+            return self.memory, messages_from_steps([message])
+        messages = messages_from_steps(message)
+        split = len(messages)
+        while split > 0 and messages[split - 1].role == "user":
+            split -= 1
+        return messages[:split], messages[split:]
+
+    def _stream(self, history: list[Message], new: list[Message], gen_params: dict[str, Any]) -> Iterator[AgentEvent]:
+        start_len = len(history)
         finished = False
         try:
-            for event in self._run(message, {**self.gen_params, **gen_params}):
-                if self.trace is not None and not isinstance(event, TextDelta):
+            for event in self._run(history, new, gen_params):
+                if self.trace is not None and not isinstance(event, _STREAMED):
                     self.trace.write(event)  # deltas are in the turn's ModelOutput
                 yield event
             finished = True
         finally:
             if not finished:  # the consumer stopped (Ctrl-C, closed generator): drop the partial turn
-                del self.memory[start_len:]
+                del history[start_len:]
                 if self.trace is not None:
                     self.trace.write(AgentError(kind="cancelled", message="the run was cancelled"))
 
-    def _run(self, message: str | dict | list[dict], gen_params: dict[str, Any]) -> Iterator[AgentEvent]:
-        for user in _user_messages(message):
-            self.memory.append(user)
+    def _run(self, history: list[Message], new: list[Message], gen_params: dict[str, Any]) -> Iterator[AgentEvent]:
+        for user in new:
+            history.append(user)
             yield UserMessage(text=user.content)
         last_failures: dict[str, int] = {}
         for turn in range(self.max_turn):
-            prompt = self.protocol.format(self.memory, self.plugin_executor, self.interpreter_executor)
+            prompt = self.protocol.format(history, self.plugin_executor, self.interpreter_executor)
             yield PromptSent(turn=turn, messages=prompt)
             parser = self.protocol.stream_parser(self._interpreter_name())
             raw: list[str] = []
@@ -161,21 +188,21 @@ class Internlm2Agent:
             yield ModelOutput(turn=turn, text=raw_text, duration_s=time.perf_counter() - started)
             parsed = parser.result()
             if parsed.is_answer:
-                self.memory.append(Message(role="assistant", content=parsed.thought))
+                history.append(Message(role="assistant", content=parsed.thought))
                 yield FinalAnswer(text=parsed.thought)
                 return
 
             results = self._run_calls(parsed.calls)
+            if invalid:  # the model sees what it wrote, then why it is wrong
+                history.append(Message(role="assistant", content=_turn_text(raw_text)))
+            else:
+                history.append(Message(role="assistant", content=parsed.thought, tool_calls=parsed.calls))
+            for call, result in zip(parsed.calls, results, strict=True):
+                history.append(self.protocol.format_result(call, result))
+            for bad in invalid:
+                history.append(Message(role="environment", content=bad.message, name="plugin"))
             for call, result in zip(parsed.calls, results, strict=True):
                 yield ToolResult(call=call, result=result)
-            if invalid:  # the model sees what it wrote, then why it is wrong
-                self.memory.append(Message(role="assistant", content=_turn_text(raw_text)))
-            else:
-                self.memory.append(Message(role="assistant", content=parsed.thought, tool_calls=parsed.calls))
-            for call, result in zip(parsed.calls, results, strict=True):
-                self.memory.append(self.protocol.format_result(call, result))
-            for bad in invalid:
-                self.memory.append(Message(role="environment", content=bad.message, name="plugin"))
 
             failures = {_failure_key(c, r) for c, r in zip(parsed.calls, results, strict=True) if not r.ok}
             failures |= {json.dumps(["parse", bad.raw, bad.message]) for bad in invalid}
@@ -192,9 +219,14 @@ class Internlm2Agent:
         yield FinalAnswer(text="", state=AgentState.MAX_TURN)
 
     def _on_item(self, item: Any, invalid: list[CallInvalid]) -> AgentEvent | None:
-        """The event for one parser item (a call is announced once it is complete)."""
+        """The event for one parser item (a call streams as it is written; it is announced once complete)."""
         if isinstance(item, TextPiece):
             return TextDelta(text=item.text)
+        if isinstance(item, CallStarted):
+            name = self._interpreter_name() if item.kind == "interpreter" else None
+            return ToolCallDelta(kind=item.kind, name=name, start=True)
+        if isinstance(item, CallText):
+            return ToolCallDelta(kind=item.kind, text=item.text)
         if isinstance(item, CallParsed):
             return ToolCallStarted(call=item.call)
         if isinstance(item, CallInvalid):

@@ -1,11 +1,42 @@
-"""lagent's view of a run: `AgentReturn` objects built from inkagent's events."""
+"""lagent's view of a run: `AgentReturn` snapshots built from inkagent's events.
+
+The snapshots follow lagent 0.2.4's `Internlm2Agent.stream_chat`
+(`lagent/agents/internlm2_agent.py`), so code written against it reads the same values:
+
+- language streams as `STREAM_ING` with `response` = the language so far;
+- when a call starts, one snapshot carries the language in the state before, then the state becomes
+  `CODING` (interpreter) or `PLUGIN_START` (plugin) and `response` is the call as written so far: for
+  the interpreter `{"name": ..., "parameters": {"command": code}}` (code as the model writes it, ```
+  fence included), for a plugin the raw JSON text;
+- the complete call: `CODE_END` / `PLUGIN_END` with the call as a dict;
+- its result: `CODE_RETURN` / `PLUGIN_RETURN`, with lagent's `ActionReturn` in `actions` (`args` is
+  `{"text": code}` for the interpreter, the arguments for a plugin; `thought` is the language before it);
+- `END` with the answer in `response` and lagent's `inner_steps`.
+
+inkagent's own outcomes keep their meaning: a malformed call (lagent drops it) ends as `*_END` then
+`*_RETURN` with an `ActionReturn` in the `ARGS_ERROR` state whose `errmsg` is what the model is told;
+a run out of turns, a repeated failure and a model failure end in `SESSION_OUT_OF_LIMIT`,
+`SESSION_INVALID_ARG` and `SERVER_ERR` with `errmsg` set.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any
 
-from ..schema import AgentError, AgentState, FinalAnswer, PromptSent, TextDelta, ToolCallStarted, ToolResult
+from ..schema import (
+    AgentError,
+    AgentState,
+    FinalAnswer,
+    PromptSent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStarted,
+    ToolResult,
+)
 
 _END_STATE_CODES = {
     AgentState.ANSWERED: "END",
@@ -16,88 +47,197 @@ _END_STATE_CODES = {
 }
 
 
-def _call_dict(call) -> dict:
-    return {"name": call.name, "parameters": call.arguments}
+@dataclass
+class _CallView:
+    """The call being written, as lagent shows it."""
+
+    kind: str
+    name: str
+    text: str = ""
+    done: bool = False  # complete (parsed or found malformed)
+
+    def partial(self) -> Any:
+        """lagent's `response` while the call is written."""
+        if self.kind == "interpreter":
+            return {"name": self.name, "parameters": {"command": self.text.strip()}}
+        return self.text  # lagent parses the plugin's JSON only once it is complete
+
+    def complete(self, call: ToolCall) -> dict:
+        if self.kind == "interpreter":
+            return {"name": call.name, "parameters": {"command": self.code(call)}}
+        return {"name": call.name, "parameters": call.arguments}
+
+    def code(self, call: ToolCall) -> str:
+        """The code as the model wrote it (lagent keeps the ``` fence), or as the call holds it."""
+        from ..compat.steps import fence_code
+
+        return self.text.strip() or fence_code(str(call.arguments.get("command", "")))
 
 
-class _AgentReturnBuilder:
-    """Keeps one `AgentReturn` up to date with the events of a run, in lagent's `AgentStatusCode` terms.
+class AgentReturnBuilder:
+    """Keeps one lagent `AgentReturn` up to date with the events of a run.
 
-    STREAM_ING while language streams; PLUGIN_START/CODING, then PLUGIN_END/CODE_END with the call;
-    PLUGIN_RETURN/CODE_RETURN once its result is in `actions`; a final END (or the failure's code).
+    Args:
+        steps: gives lagent's `inner_steps` of the run so far (from the agent's history); without it
+            they are collected from the events.
+        initial_steps: `inner_steps` until the first result (lagent starts with the input messages).
+        lagent_args: `(call, arguments) -> args` of the `ActionReturn` (each action shows its own; an
+            interpreter's arguments hold the code as the model wrote it). Default: lagent's
+            interpreter's `{"text": code}`, a plugin's arguments.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        steps: Callable[[], list[dict]] | None = None,
+        initial_steps: list[dict] | None = None,
+        lagent_args: Callable[[ToolCall, dict], dict] | None = None,
+    ) -> None:
         from lagent.schema import AgentReturn, AgentStatusCode
 
         self.codes = AgentStatusCode
-        self.value = AgentReturn(state=AgentStatusCode.SESSION_READY)
+        self.value = AgentReturn(state=AgentStatusCode.SESSION_READY, inner_steps=list(initial_steps or []))
+        self._steps = steps
+        self._lagent_args = lagent_args
+        self._collected: list[dict] = []
         self.language = ""
+        self.call: _CallView | None = None  # the call being written, or the last one of this turn
+        self._views: dict[str, _CallView] = {}  # call id -> how it was written
+        self._pending: list[Any] = []  # ActionReturns of malformed calls, shown after the turn
         self.last_error = ""
 
-    def update(self, event) -> str | None:
-        """Apply one event. Returns "show" when a snapshot is due, "call" when a call starts (show the
-        START state, then `call_end()` and show again), None when nothing changed for a lagent reader."""
+    def feed(self, event: Any) -> Iterator[None]:
+        """Apply one event; yields once each time a snapshot is due (read `value` then)."""
         codes, ret = self.codes, self.value
         if isinstance(event, PromptSent):
-            self.language = ""
-            return None
-        if isinstance(event, TextDelta):
+            yield from self._flush()
+            self.language, self.call = "", None
+        elif isinstance(event, TextDelta):
+            if self.call is not None:  # after a call: only real language starts streaming again
+                if not event.text.strip():
+                    return
+                self.call = None
             self.language += event.text
-            if not event.text.strip() and ret.state in (codes.PLUGIN_END, codes.CODE_END):
-                return None  # the newline after <|action_end|> is not new language
             ret.state, ret.response = codes.STREAM_ING, self.language
-            return "show"
-        if isinstance(event, ToolCallStarted):
-            plugin = event.call.kind == "plugin"
-            ret.state = codes.PLUGIN_START if plugin else codes.CODING
-            ret.response = self.language.strip()
-            ret.inner_steps.append({"role": "language", "content": self.language.strip()})
-            ret.inner_steps.append({"role": "tool", "content": _call_dict(event.call), "name": event.call.kind})
-            return "call"
-        if isinstance(event, ToolResult):
-            plugin = event.call.kind == "plugin"
-            ret.actions.append(event.result.to_lagent(thought=self.language.strip()))
-            ret.inner_steps.append({"role": "environment", "content": event.result.text(), "name": event.call.kind})
-            ret.state = codes.PLUGIN_RETURN if plugin else codes.CODE_RETURN
-            return "show"
-        if isinstance(event, AgentError):
+            yield
+        elif isinstance(event, ToolCallDelta):
+            if event.start or self.call is None or self.call.done:
+                yield from self._start_call(event.kind, event.name or "IPythonInterpreter")
+            assert self.call is not None
+            self.call.text += event.text
+            ret.response = self.call.partial()
+            yield
+        elif isinstance(event, ToolCallStarted):
+            call = event.call
+            if self.call is None or self.call.done or self.call.kind != call.kind:
+                yield from self._start_call(call.kind, call.name)  # a protocol that does not stream calls
+            view = self.call
+            assert view is not None
+            view.done = True
+            self._views[call.id] = view
+            ret.state = codes.PLUGIN_END if call.kind == "plugin" else codes.CODE_END
+            ret.response = view.complete(call)
+            self._collect({"role": "language", "content": self.language.strip()})
+            self._collect({"role": "tool", "content": view.complete(call), "name": call.kind})
+            yield
+        elif isinstance(event, ToolResult):
+            yield from self._flush()
+            call, view = event.call, self._views.get(event.call.id)
+            arguments = call.arguments
+            if call.kind == "interpreter":
+                arguments = {"command": view.code(call) if view else str(call.arguments.get("command", ""))}
+            if self._lagent_args is not None:
+                args = self._lagent_args(call, arguments)
+            else:
+                args = {"text": arguments["command"]} if call.kind == "interpreter" else arguments
+            action = event.result.to_lagent(thought=self.language, args=args)
+            ret.actions.append(action)
+            self._collect({"role": "environment", "content": event.result.text(), "name": call.kind})
+            ret.state = codes.PLUGIN_RETURN if call.kind == "plugin" else codes.CODE_RETURN
+            self._update_steps()
+            yield
+        elif isinstance(event, AgentError):
             self.last_error = event.message
             if event.kind == "parse_error":
-                ret.inner_steps.append({"role": "environment", "content": event.message, "name": "plugin"})
-            return None
-        if isinstance(event, FinalAnswer):
+                yield from self._malformed(event)
+            else:
+                yield from self._flush()
+        elif isinstance(event, FinalAnswer):
+            yield from self._flush()
             ret.state = getattr(codes, _END_STATE_CODES[event.state])
             ret.response = event.text
             if event.state == AgentState.ANSWERED:
-                ret.inner_steps.append({"role": "language", "content": event.text})
+                self._collect({"role": "language", "content": event.text})
             else:
                 ret.errmsg = self.last_error or event.state.value
-            return "show"
-        return None
+            self._update_steps()
+            yield
 
-    def call_end(self, event: ToolCallStarted) -> None:
-        plugin = event.call.kind == "plugin"
-        self.value.state = self.codes.PLUGIN_END if plugin else self.codes.CODE_END
-        self.value.response = _call_dict(event.call)
+    # -- internals -----------------------------------------------------------------------------
+    def _start_call(self, kind: str, name: str) -> Iterator[None]:
+        codes, ret = self.codes, self.value
+        state = codes.PLUGIN_START if kind == "plugin" else codes.CODING
+        if ret.state != state:  # lagent shows the language once more, in the state before
+            ret.response = self.language
+            yield
+        ret.state = state
+        self.call = _CallView(kind, name)
+
+    def _malformed(self, event: AgentError) -> Iterator[None]:
+        """A call the protocol could not read: shown as lagent shows a call, with its error as the result."""
+        from lagent.schema import ActionReturn, ActionStatusCode, ActionValidCode
+
+        codes, ret = self.codes, self.value
+        kind = self.call.kind if self.call is not None else "plugin"
+        raw = event.raw or (self.call.text if self.call is not None else "")
+        ret.state = codes.PLUGIN_END if kind == "plugin" else codes.CODE_END
+        ret.response = raw
+        yield
+        name = self.call.name if kind == "interpreter" and self.call is not None else "InvalidAction"
+        self._pending.append(
+            (
+                kind,
+                ActionReturn(
+                    args={"text": raw},
+                    type=name,
+                    errmsg=event.message,
+                    state=ActionStatusCode.ARGS_ERROR,
+                    thought=self.language,
+                    valid=ActionValidCode.INVALID,
+                ),
+            )
+        )
+        self._collect({"role": "environment", "content": event.message, "name": "plugin"})
+        self.call = self.call or _CallView(kind, name, raw)
+        self.call.done = True
+
+    def _flush(self) -> Iterator[None]:
+        """The results of malformed calls, once the turn is in the history."""
+        pending, self._pending = self._pending, []
+        for kind, action in pending:
+            self.value.actions.append(action)
+            self.value.state = self.codes.PLUGIN_RETURN if kind == "plugin" else self.codes.CODE_RETURN
+            self._update_steps()
+            yield
+
+    def _collect(self, step: dict) -> None:
+        self._collected.append(step)
+
+    def _update_steps(self) -> None:
+        self.value.inner_steps = self._steps() if self._steps is not None else deepcopy(self._collected)
 
 
-def stream_agent_returns(events: Iterable) -> Iterator:
-    """Yield `AgentReturn` snapshots with lagent's `AgentStatusCode` sequence."""
-    builder = _AgentReturnBuilder()
+def stream_agent_returns(events: Iterable, builder: AgentReturnBuilder | None = None) -> Iterator:
+    """Yield `AgentReturn` snapshots (copies) with lagent's `AgentStatusCode` sequence."""
+    builder = builder or AgentReturnBuilder()
     for event in events:
-        step = builder.update(event)
-        if step == "call":
-            yield deepcopy(builder.value)
-            builder.call_end(event)
-        if step is not None:
+        for _ in builder.feed(event):
             yield deepcopy(builder.value)
 
 
-def agent_return_from_events(events: Iterable):
+def agent_return_from_events(events: Iterable, builder: AgentReturnBuilder | None = None):
     """The final `AgentReturn` of a run (no intermediate copies)."""
-    builder = _AgentReturnBuilder()
+    builder = builder or AgentReturnBuilder()
     for event in events:
-        if builder.update(event) == "call":
-            builder.call_end(event)
+        for _ in builder.feed(event):
+            pass
     return builder.value

@@ -212,9 +212,10 @@ class IllustratedWriter:
 
     Args:
         llm: the text model (steps 1-3): an inkagent backend or a lagent model.
-        vlm: the model that picks images (step 5): a `VisionLanguageModel`, a path / hub id or a mapping
-            of `VisionLanguageModel` arguments to load one, a text model (its answer is parsed), or
-            None (the best retrieval score decides; `llm` is used when it is a `VisionLanguageModel`).
+        vlm: the model that picks images (step 5): a `VisionLanguageModel` or `OpenAICompatibleVision`
+            (a model server), a path / hub id or a mapping of `VisionLanguageModel` arguments to load
+            one (a mapping with `type: OpenAICompatibleVision` builds that), a text model (its answer is
+            parsed), or None (the best retrieval score decides; `llm` is used when it can choose).
         gallery: the folder of images to illustrate with (or pass `retriever`).
         clip_model: the CLIP-style model of the gallery index.
         retriever: an `ImageRetrieval` action or a `GalleryIndex` (instead of `gallery`).
@@ -365,7 +366,10 @@ class IllustratedWriter:
         return text + p.caption.format(k=position)
 
     def _primed(self, llm: Any, messages: list[dict], primer: str) -> list[dict] | str:
-        """The prompt with the assistant's answer already started (text) when the backend can render."""
+        """The prompt with the assistant's answer already started: as a last assistant message for a
+        chat-API backend that continues one (`prefills_messages`), else as text when it can render."""
+        if getattr(llm, "prefills_messages", False):
+            return [*messages, {"role": "assistant", "content": primer}]
         render = getattr(llm, "render", None)
         return render(messages) + primer if callable(render) else messages
 
@@ -712,7 +716,17 @@ def render_html(markdown: str, title: str, language: str = "zh") -> str:
 
 
 def _load_vlm(spec: Any) -> Any:
-    """A chooser from the `vlm` argument: an object as is, a path or a mapping loaded as a `VisionLanguageModel`."""
+    """A chooser from the `vlm` argument: an object as is, a path or a mapping loaded as a `VisionLanguageModel`;
+    a mapping with `type` names a backend (`OpenAICompatibleVision` for a model server)."""
+    if isinstance(spec, dict) and "type" in spec:
+        from ..registry import BUILTIN_LLMS, LookupFailed, load_object
+
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        try:
+            backend = load_object(spec["type"], table=BUILTIN_LLMS)
+        except LookupFailed as exc:
+            raise ConfigError(str(exc), key="agent.vlm.type") from exc
+        return backend(**kwargs)
     if isinstance(spec, str | os.PathLike | dict):
         from ..llms.vlm import VisionLanguageModel
 

@@ -13,9 +13,12 @@ is None for irrelevance and relevance records. `raw_output` is what the model pr
 - "internlm2": text in the InternLM2 plugin protocol, `<|action_start|><|plugin|>\\n{"name": ...,
   "parameters": {...}}<|action_end|>` (several blocks allowed; interpreter blocks are calls of
   `IPythonInterpreter` with `command`), decoded by `inkagent.protocols.Internlm2Protocol`;
-- "native": OpenAI-style `tool_calls` (`[{"function": {"name", "arguments": "<json>"}}]`), already
-  decoded calls `[{name: {args}}]`, or the text answer when the model made no call. As in BFCL's
-  function-calling mode, names are compared with "." replaced by "_" (`underscore_to_dot`).
+- "hermes" / "react": text in the Hermes `<tool_call>` format or lagent's ReAct fields, decoded by
+  `HermesProtocol` / `ReActProtocol` (the agent's own parsers);
+- "openai" (alias "native"): OpenAI-style `tool_calls` (`[{"function": {"name", "arguments": "<json>"}}]`),
+  already decoded calls `[{name: {args}}]`, or the text answer when the model made no call; decoded by
+  `OpenAIToolsProtocol`'s parser. As in BFCL's function-calling mode, names are compared with "."
+  replaced by "_" (`underscore_to_dot`).
 
 Irrelevance categories pass when the output decodes to no call (or fails to decode); relevance
 (live_relevance) passes when it decodes to at least one call.
@@ -23,15 +26,18 @@ Irrelevance categories pass when the output decodes to no call (or fails to deco
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..protocols.base import openai_delta
 from .checker import JAVA, JAVASCRIPT, check_calls, language_of
 from .pyparse import DecodeError, decode_python_calls
 
-Mode = Literal["prompt", "internlm2", "native"]
-MODES: tuple[str, ...] = ("prompt", "internlm2", "native")
+Mode = Literal["prompt", "internlm2", "openai", "hermes", "react", "native"]
+#: `prompt` is BFCL's prompt mode; the others are the agent protocols (`native` = `openai`).
+MODES: tuple[str, ...] = ("prompt", "internlm2", "openai", "hermes", "react", "native")
+#: The modes in which the model answers with OpenAI `tool_calls`.
+NATIVE_MODES = frozenset({"openai", "native"})
 
 #: The records no output can pass (answer defects), per the data README; excluded from parity tests.
 IMPOSSIBLE_RECORDS = frozenset(
@@ -96,26 +102,21 @@ def decode(raw_output: Any, mode: str = "prompt", language: str = "python") -> A
 
             return decode_javascript_calls(raw_output)
         return decode_python_calls(raw_output)
-    if mode == "internlm2":
-        return decode_internlm2(raw_output)
-    if mode == "native":
+    if mode in NATIVE_MODES:
         return decode_native(raw_output)
+    if mode in MODES:
+        return decode_text_protocol(raw_output, mode)
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-_PROTOCOL = None
+def decode_text_protocol(text: Any, mode: str) -> list[dict[str, dict[str, Any]]]:
+    """The calls of an output in a text protocol (internlm2, hermes, react), read by that protocol's
+    parser; any malformed call, or no call at all, fails the decode."""
+    from ..protocols import get_protocol
 
-
-def decode_internlm2(text: Any) -> list[dict[str, dict[str, Any]]]:
-    """Plugin (and interpreter) calls of an InternLM2 output; any malformed call fails the decode."""
-    global _PROTOCOL
     if not isinstance(text, str):
-        raise DecodeError(f"internlm2-mode output must be text, got {type(text).__name__}")
-    if _PROTOCOL is None:
-        from ..protocols.internlm2 import Internlm2Protocol
-
-        _PROTOCOL = Internlm2Protocol()
-    turn = _PROTOCOL.parse(text)
+        raise DecodeError(f"{mode}-mode output must be text, got {type(text).__name__}")
+    turn = get_protocol(mode).parse(text)
     if turn.errors:
         raise DecodeError("; ".join(turn.errors))
     if not turn.calls:
@@ -123,32 +124,41 @@ def decode_internlm2(text: Any) -> list[dict[str, dict[str, Any]]]:
     return [{call.name: dict(call.arguments)} for call in turn.calls]
 
 
+def decode_internlm2(text: Any) -> list[dict[str, dict[str, Any]]]:
+    """Plugin (and interpreter) calls of an InternLM2 output; any malformed call fails the decode."""
+    return decode_text_protocol(text, "internlm2")
+
+
 def decode_native(output: Any) -> list[dict[str, Any]]:
-    """OpenAI `tool_calls` or `[{name: args}]` -> `[{name: {args}}]` (arguments JSON-decoded)."""
+    """OpenAI `tool_calls` or `[{name: args}]` -> `[{name: {args}}]`, read by `OpenAIToolsProtocol`'s parser
+    (names as the model wrote them: the checker compares them BFCL's way)."""
+    from ..protocols import OpenAIToolsProtocol
+
     if output is None or isinstance(output, str):
         raise DecodeError("the model answered with text, not tool calls")
     if isinstance(output, dict):
         output = [output]
     if not isinstance(output, list):
         raise DecodeError(f"expected a list of tool calls, got {type(output).__name__}")
-    calls = []
+    tool_calls = []
     for item in output:
         if not isinstance(item, dict):
             raise DecodeError(f"a tool call must be an object, got {type(item).__name__}")
         if isinstance(item.get("function"), dict):
-            function = item["function"]
-            name, arguments = function.get("name"), function.get("arguments", {})
-        elif len(item) == 1:
+            tool_calls.append(item)
+        elif len(item) == 1:  # already decoded: {name: arguments}
             name, arguments = next(iter(item.items()))
+            tool_calls.append({"function": {"name": name, "arguments": arguments}})
         else:
             raise DecodeError(f"cannot read a tool call from {item!r:.200}")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise DecodeError(f"the arguments of {name!r} are not valid JSON: {exc}") from exc
-        calls.append({name: arguments})
-    return calls
+    parser = OpenAIToolsProtocol().stream_parser(tools=[])  # no name mapping
+    for index, call in enumerate(tool_calls):
+        parser.feed(openai_delta(call, index))
+    parser.close()
+    turn = parser.result()
+    if turn.errors:
+        raise DecodeError("; ".join(turn.errors))
+    return [{call.name: dict(call.arguments)} for call in turn.calls]
 
 
 def is_function_calling_format(decoded: Any) -> bool:
@@ -183,7 +193,7 @@ def score(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if underscore_to_dot is None:
-        underscore_to_dot = mode == "native"
+        underscore_to_dot = mode in NATIVE_MODES
     if is_relevance_category(category):
         return _score_relevance(category, raw_output, mode)
 

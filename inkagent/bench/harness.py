@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InkAgentError
-from .bfcl import MODES, jsonable, score
+from .bfcl import MODES, NATIVE_MODES, jsonable, score
 from .datasets import BenchRecord, Suite
+from .modes import mode_hint
 from .prompts import build_request
 from .report import build_report, write_report
 
@@ -34,7 +35,7 @@ _MAX_RAW_CHARS = 8000
 class BenchOptions:
     """How to run: mode, output folder, concurrency, resume, and generation parameters."""
 
-    mode: str = "prompt"
+    mode: str = "prompt"  # `inkagent bench` passes the config's protocol (see modes.default_mode)
     out_dir: Path = Path("runs/bench")
     concurrency: int = 1
     resume: bool = False
@@ -85,11 +86,11 @@ def ask(llm: Any, record: BenchRecord, options: BenchOptions) -> Any:
         prompt_language=options.prompt_language,
         language_hints=options.language_hints,
     )
-    if options.mode == "native":
+    if options.mode in NATIVE_MODES:
         chat_with_tools = getattr(llm, "chat_with_tools", None)
         if chat_with_tools is None:
             raise ConfigError(
-                f"--mode native needs a backend that sends tools (OpenAICompatible with mode: chat); "
+                f"--mode {options.mode} needs a backend that sends tools (OpenAICompatible with mode: chat); "
                 f"{type(llm).__name__} has no chat_with_tools"
             )
         completion = chat_with_tools(request.messages, request.tools, **options.gen_params)
@@ -132,14 +133,14 @@ def check_setup(llm: Any, options: BenchOptions) -> None:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
     if options.concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {options.concurrency}")
-    if options.mode == "native" and not callable(getattr(llm, "chat_with_tools", None)):
+    if options.mode in NATIVE_MODES and not callable(getattr(llm, "chat_with_tools", None)):
         raise ConfigError(
-            f"--mode native needs a backend that sends tools (OpenAICompatible with mode: chat); "
+            f"--mode {options.mode} needs a backend that sends tools (OpenAICompatible with mode: chat); "
             f"{type(llm).__name__} has no chat_with_tools"
         )
-    if options.mode == "native" and getattr(llm, "mode", None) == "completions":
+    if options.mode in NATIVE_MODES and getattr(llm, "mode", None) == "completions":
         raise ConfigError(
-            "--mode native sends tools over the chat API: set `mode: chat` in the config's llm section"
+            f"--mode {options.mode} sends tools over the chat API: set `mode: chat` in the config's llm section"
         )
 
 
@@ -223,6 +224,10 @@ def run_benchmark(
         "inference_errors": sum(1 for row in rows if row.get("inference_error")),
         **(meta or {}),
     }
+    hint = mode_hint(rows, options.mode)
+    if hint is not None:
+        full_meta["mode_hint"] = hint
+        logger.warning("%s", hint["message"])
     report = build_report(rows, suite=suite.name, categories=suite.categories, meta=full_meta)
     write_report(report, out)
     return report

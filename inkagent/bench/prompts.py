@@ -1,12 +1,14 @@
-"""What the model is sent for one benchmark record, in each of the three modes.
+"""What the model is sent for one benchmark record, in each mode.
 
 - prompt: BFCL's default system prompt for prompt-mode models (the functions as JSON, the answer as
   `[func_name1(params_name1=params_value1, ...), func_name2(params)]`), merged with the record's own
   system message as BFCL does;
 - internlm2: the InternLM2 protocol's system prompts (meta, interpreter when the record offers
   `IPythonInterpreter`, plugin listing every function with its full schema), then the record's turn;
-- native: the record's messages, with the functions as OpenAI `tools` (names with "." written "_",
-  BFCL types mapped to JSON Schema types).
+- hermes / react: the agent's `HermesProtocol` / `ReActProtocol` prompt listing the functions (JSON Schema
+  types), then the record's turn;
+- openai (alias native): the record's messages, with the functions as OpenAI `tools` (names with "."
+  written "_", BFCL types mapped to JSON Schema types).
 
 In every mode the function docs first get BFCL's language-specific treatment: a note on the syntax
 is appended to each description, and Java / JavaScript parameter types become "string" with a note
@@ -188,6 +190,18 @@ def build_request(
         ]
         system = protocol.system_messages(plugins, ToolSpec(INTERPRETER_NAME, "") if interpreter else None)
         return Request(system + messages)
-    if mode == "native":
+    if mode in ("openai", "native"):
         return Request(messages, openai_tools(docs))
+    if mode in ("hermes", "react"):
+        from ..protocols import get_protocol
+
+        specs = [ToolSpec(d["name"], d.get("description", ""), _object_schema(d)) for d in docs]
+        return Request(get_protocol(mode).format(messages, specs))
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def _object_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """A function doc's parameters as a JSON Schema object."""
+    schema = to_json_schema(doc.get("parameters") or {"type": "dict", "properties": {}})
+    schema["type"] = "object"
+    return schema

@@ -306,12 +306,31 @@ def render_native_output(category: str, question: dict[str, Any], answer: Any) -
     return tool_calls
 
 
+def render_protocol_output(mode: str, category: str, question: dict[str, Any], answer: Any) -> str:
+    """The ground truth as a text protocol's model turn (hermes, react), written by that protocol."""
+    from ..protocols import get_protocol
+    from ..schema import Message, ToolCall
+
+    calls = oracle_calls(category, question, answer)
+    if calls is None:
+        return NO_CALL_TEXT
+    language = language_of(category) if not is_relevance_category(category) else "python"
+    tool_calls = []
+    for name, doc, arguments in calls:
+        values = _value_texts(language, doc, arguments, source=False)
+        kind = "interpreter" if name == "IPythonInterpreter" and set(values) == {"command"} else "plugin"
+        tool_calls.append(ToolCall(kind=kind, name=name, arguments=values))
+    return get_protocol(mode).format([Message(role="assistant", tool_calls=tool_calls)])[-1]["content"]
+
+
 def render_output(mode: str, category: str, question: dict[str, Any], answer: Any) -> Any:
-    """The oracle's output for a record in `mode` (prompt, internlm2 or native)."""
+    """The oracle's output for a record in `mode` (prompt, internlm2, hermes, react, openai / native)."""
     if mode == "prompt":
         return render_prompt_output(category, question, answer)
     if mode == "internlm2":
         return render_internlm2_output(category, question, answer)
-    if mode == "native":
+    if mode in ("hermes", "react"):
+        return render_protocol_output(mode, category, question, answer)
+    if mode in ("openai", "native"):
         return render_native_output(category, question, answer)
     raise ValueError(f"unknown mode {mode!r}")

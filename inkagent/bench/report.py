@@ -161,6 +161,8 @@ def render_markdown(report: dict[str, Any], max_failures: int = 50) -> str:
     for key in ("model", "data_version", "data_sha256", "config", "started", "finished"):
         if meta.get(key):
             lines.append(f"- {key.replace('_', ' ')}: `{meta[key]}`")
+    if meta.get("mode_hint"):
+        lines += ["", f"**{meta['mode_hint']['message']}**"]
     lines += ["", "| category | correct | total | accuracy |", "|---|---:|---:|---:|"]
     for category, score in report["categories"].items():
         lines.append(f"| {category} | {score['correct']} | {score['total']} | {_pct(score['accuracy'])} |")

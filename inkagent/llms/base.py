@@ -1,35 +1,33 @@
-"""The contract every inkagent backend keeps, on top of lagent's `BaseModel`.
+"""The contract every inkagent backend keeps, and lagent's model API derived from it.
 
 Backends implement `stream_text` (text deltas, special tokens kept). Everything lagent callers use
-(`generate`, `stream_generate`, `chat`, `stream_chat`) is derived from it, so a backend is one method.
-The agent also accepts plain lagent models; see `inkagent.agents.internlm2_agent`.
+(`generate`, `stream_generate`, `chat`, `stream_chat`, `template_parser`, `gen_params`,
+`update_gen_params`) is derived from it, so a backend is one method. lagent is not imported here:
+only `stream_generate` / `stream_chat` (lagent's API, which yields lagent's `ModelStatusCode`) load it.
+The agent also accepts plain lagent models; see `inkagent.agents.llm_stream`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from copy import copy
 from dataclasses import dataclass, field
+from typing import Any
 
-from lagent.llms.base_llm import BaseModel
-from lagent.llms.meta_template import INTERNLM2_META
-from lagent.schema import ModelStatusCode
+from .meta_template import INTERNLM2_META, META_TEMPLATES, MetaTemplateParser, resolve_meta_template
 
 Prompt = str | list[dict]
 
-#: Meta templates a config can name as a string (`meta_template: INTERNLM2`), as lagent configs do.
-META_TEMPLATES = {"INTERNLM2": INTERNLM2_META}
-
-
-def resolve_meta_template(value: str | list[dict] | None) -> list[dict] | None:
-    """A meta template given as a list, None (the tokenizer's chat template) or a name in `META_TEMPLATES`."""
-    if isinstance(value, str):
-        try:
-            return META_TEMPLATES[value.upper()]
-        except KeyError:
-            raise ValueError(f"unknown meta_template {value!r}; known: {', '.join(META_TEMPLATES)}") from None
-    return value
-
+__all__ = [
+    "INTERNLM2_STOP_WORDS",
+    "LLM",
+    "META_TEMPLATES",
+    "GenerationStats",
+    "Prompt",
+    "Stopwatch",
+    "resolve_meta_template",
+]
 
 #: Stop words of the InternLM2 chat format (lagent's INTERNLM2 config uses the first).
 INTERNLM2_STOP_WORDS = ["<|im_end|>"]
@@ -50,16 +48,57 @@ class GenerationStats:
         return self.completion_tokens / self.duration_s if self.duration_s > 0 else 0.0
 
 
-class LLM(BaseModel):
-    """Base class of inkagent backends: a lagent `BaseModel` that streams deltas.
+class LLM:
+    """Base class of inkagent backends: streams deltas; offers lagent's `BaseModel` API on top.
 
-    Args mirror lagent's: `path`, `meta_template` (INTERNLM2 by default), generation parameters.
+    Args (lagent 0.2.4's `BaseModel` arguments, same meaning):
+        path: the model's path or name.
+        tokenizer_only: load only what tokenizing needs (backends that load weights honour it).
+        template_parser: the class that renders messages with `meta_template` (called with it).
+        meta_template: a lagent meta template (a list of role configs), a name in `META_TEMPLATES`
+            ("INTERNLM2"), or None. inkagent's default is INTERNLM2 (lagent's is None).
+        max_new_tokens, top_p, top_k, temperature, repetition_penalty: generation defaults, kept in
+            `gen_params`; every call may override them.
+        stop_words: where generation stops (a string or a list); default `<|im_end|>`.
     """
 
-    def __init__(self, path: str = "", meta_template: str | list[dict] | None = INTERNLM2_META, **kwargs):
-        kwargs.setdefault("stop_words", list(INTERNLM2_STOP_WORDS))
-        super().__init__(path=path, meta_template=resolve_meta_template(meta_template), **kwargs)
+    is_api: bool = False
+
+    def __init__(
+        self,
+        path: str = "",
+        tokenizer_only: bool = False,
+        template_parser: Callable[[list[dict] | None], Callable[[Prompt], str]] = MetaTemplateParser,
+        meta_template: str | list[dict] | None = INTERNLM2_META,
+        *,
+        max_new_tokens: int = 512,
+        top_p: float = 0.8,
+        top_k: float | None = 40,
+        temperature: float = 0.8,
+        repetition_penalty: float = 1.0,
+        stop_words: str | Sequence[str] | None = tuple(INTERNLM2_STOP_WORDS),
+    ) -> None:
+        self.path = path
+        self.tokenizer_only = tokenizer_only
+        self.template_parser = template_parser(resolve_meta_template(meta_template))
+        self.eos_token_id = None
+        if isinstance(stop_words, str):
+            stop_words = [stop_words]
+        self.gen_params: dict[str, Any] = dict(
+            max_new_tokens=max_new_tokens,
+            top_p=top_p,
+            top_k=top_k,
+            temperature=temperature,
+            repetition_penalty=repetition_penalty,
+            stop_words=None if stop_words is None else list(stop_words),
+        )
         self.last_stats = GenerationStats()
+
+    def update_gen_params(self, **kwargs: Any) -> dict[str, Any]:
+        """The default generation parameters with `kwargs` on top (lagent's method)."""
+        gen_params = copy(self.gen_params)
+        gen_params.update(kwargs)
+        return gen_params
 
     # -- the one method a backend implements ------------------------------------------------
     def stream_text(self, inputs: Prompt, **gen_params) -> Iterator[str]:
@@ -81,7 +120,10 @@ class LLM(BaseModel):
             return [self.generate(one, **gen_params) for one in inputs]
         return "".join(self.stream_text(inputs, **gen_params))
 
-    def stream_generate(self, inputs: Prompt, **gen_params) -> Iterator[tuple[ModelStatusCode, str, None]]:
+    def stream_generate(self, inputs: Prompt, **gen_params) -> Iterator[tuple[Any, str, None]]:
+        """lagent's streaming API: `(ModelStatusCode, text so far, None)` tuples, END last."""
+        from lagent.schema import ModelStatusCode  # lagent's enum: imported only by lagent callers
+
         text = ""
         for delta in self.stream_text(inputs, **gen_params):
             text += delta
@@ -93,7 +135,7 @@ class LLM(BaseModel):
             return [self.chat(one, **gen_params) for one in inputs]
         return "".join(self.stream_text(inputs, **gen_params))
 
-    def stream_chat(self, inputs: list[dict], **gen_params) -> Iterator[tuple[ModelStatusCode, str, None]]:
+    def stream_chat(self, inputs: list[dict], **gen_params) -> Iterator[tuple[Any, str, None]]:
         yield from self.stream_generate(inputs, **gen_params)
 
 

@@ -27,10 +27,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lagent.llms.meta_template import INTERNLM2_META
-
-from ..errors import LLMError, MissingDependency
+from ..errors import InkAgentError, LLMError, MissingDependency
 from .base import LLM, GenerationStats, Prompt, resolve_meta_template
+from .internlm2_native import internlm2_native_config, load_error
+from .meta_template import INTERNLM2_META
 from .stopping import cut_at_stop, normalize_stop_words
 
 if TYPE_CHECKING:
@@ -108,7 +108,11 @@ class HFTransformer(LLM):
         dtype: "auto" (the checkpoint's), "float32", "bfloat16", "float16" or a torch dtype
             (default: the checkpoint's on a GPU, float32 on the CPU).
         device_map: passed to `from_pretrained` (e.g. "auto" to shard over GPUs); overrides `device`.
-        trust_remote_code: run the checkpoint's own modelling code (InternLM2, XComposer2 need it).
+        trust_remote_code: run the checkpoint's own code where transformers has no class for it.
+            InternLM2 / InternLM2.5 checkpoints (`model_type: internlm2`) never need it: they load
+            natively (weights mapped onto transformers' Llama, SentencePiece tokenizer), with or without it.
+        use_hub_code: run an InternLM2 checkpoint's own hub code anyway (only works with
+            transformers <= 4.48.3, which that code was written for).
     """
 
     def __init__(
@@ -125,17 +129,18 @@ class HFTransformer(LLM):
         dtype: Any = None,
         device_map: str | dict | None = None,
         trust_remote_code: bool = False,
+        use_hub_code: bool = False,
         do_sample: bool = True,
         **kwargs,
     ):
         self._setup(path, tokenizer_only, meta_template, stop_words_id, do_sample, trust_remote_code, kwargs)
         source = resolve_model_source(path)
-        self._adopt_tokenizer(
-            self._load_tokenizer(
-                resolve_model_source(tokenizer_path) if tokenizer_path else source,
-                dict(tokenizer_kwargs or {}),
-            )
-        )
+        tokenizer_source = resolve_model_source(tokenizer_path) if tokenizer_path else source
+        self.internlm2 = None if use_hub_code else internlm2_native_config(source, self.trust_remote_code)
+        self.use_hub_code = use_hub_code
+        if use_hub_code:
+            self.trust_remote_code = True
+        self._adopt_tokenizer(self._load_tokenizer(tokenizer_source, dict(tokenizer_kwargs or {})))
         if not tokenizer_only:
             self.model = self._load_model(source, dict(model_kwargs or {}), device, dtype, device_map)
 
@@ -205,11 +210,25 @@ class HFTransformer(LLM):
             ) from exc
         except ValueError as exc:  # unknown architecture (trust_remote_code?), bad config...
             raise LLMError(f"cannot load the {what} {source!r}: {exc}") from exc
+        except InkAgentError:
+            raise
+        except Exception as exc:  # remote code written for another transformers: ImportError, AttributeError...
+            raise load_error(source, what, exc, remote_code=self.trust_remote_code) from exc
 
     def _load_tokenizer(self, source: str, tokenizer_kwargs: dict) -> Any:
         from transformers import AutoTokenizer
 
-        return self._from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs)
+        from .internlm2_native import internlm2_tokenizer_files, load_internlm2_tokenizer
+
+        vocab_file, exact = internlm2_tokenizer_files(source, self.use_hub_code)
+        if exact:  # InternLM2's SentencePiece tokenizer, exactly (see internlm2_tokenizer)
+            return load_internlm2_tokenizer(source, vocab_file, **tokenizer_kwargs)
+        tokenizer = self._from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs)
+        if vocab_file is not None:  # an InternLM2 vocabulary loaded by other code: it must agree
+            from .internlm2_tokenizer import check_tokenizer
+
+            check_tokenizer(tokenizer, vocab_file, decode=False)
+        return tokenizer
 
     def _adopt_tokenizer(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
@@ -252,7 +271,12 @@ class HFTransformer(LLM):
 
         started = time.perf_counter()
         logger.info("loading %s (%s)", source, f"device_map={device_map}" if device_map else device)
-        model = self._from_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **model_kwargs)
+        if self.internlm2 is not None:
+            from .internlm2_native import load_internlm2_model
+
+            model = load_internlm2_model(source, self.internlm2, model_kwargs)
+        else:
+            model = self._from_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **model_kwargs)
         if device_map is None:
             model = model.to(device)
         model.eval()

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from lagent.llms.meta_template import INTERNLM2_META
 
 from ..errors import ConfigError, LLMError
+from ..schema import ToolCallChunk
 from .base import LLM, GenerationStats, Prompt
+from .meta_template import INTERNLM2_META
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class _Assembler:
         self.filter = StopTextFilter(stop_words)
         self.text: list[str] = []
         self.tool_calls: dict[int, dict] = {}
+        self.deltas: list[ToolCallChunk] = []  # streamed tool-call pieces not yet handed to the consumer
         self.finish_reason: str | None = None
         self.usage: dict | None = None
         self.chunks = 0
@@ -118,6 +120,7 @@ class _Assembler:
             piece = choice.get("text") if delta is None else delta.get("content")
             for call in (delta or {}).get("tool_calls") or []:
                 self._merge_tool_call(call)
+                self.deltas.append(ToolCallChunk.from_openai(call, len(self.tool_calls) - 1))
             if piece:
                 self.chunks += 1
                 if self.first_token_s is None:
@@ -138,7 +141,9 @@ class _Assembler:
         if delta.get("type"):
             call["type"] = delta["type"]
         function = delta.get("function") or {}
-        if function.get("name"):
+        # Some servers repeat the whole name in every delta: a repeat of the name gathered so far is
+        # not a new fragment (`get_weather` + `get_weather` stays `get_weather`); split names are joined.
+        if function.get("name") and function["name"] != call["function"]["name"]:
             call["function"]["name"] += function["name"]
         arguments = function.get("arguments")
         if arguments:
@@ -146,6 +151,11 @@ class _Assembler:
             call["function"]["arguments"] += (
                 arguments if isinstance(arguments, str) else json.dumps(arguments)
             )
+
+    def take_deltas(self) -> list[ToolCallChunk]:
+        """The tool-call pieces gathered since the last call (for consumers of `stream_deltas`)."""
+        deltas, self.deltas = self.deltas, []
+        return deltas
 
     def finish_stream(self) -> str:
         """End of the stream: the held-back tail."""
@@ -313,6 +323,7 @@ class OpenAICompatible(LLM):
     def _payload(self, inputs: Prompt, gen_params: dict, stream: bool) -> tuple[dict, tuple[str, ...]]:
         params = self.update_gen_params(**gen_params)
         tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
         stop_words = normalize_stop_words(params.pop("stop_words", None))
         temperature = params.get("temperature")
         if not params.get("do_sample", True):
@@ -330,6 +341,8 @@ class OpenAICompatible(LLM):
             payload["messages"] = self.to_messages(inputs)
             if tools:
                 payload["tools"] = list(tools)
+                if tool_choice is not None:
+                    payload["tool_choice"] = tool_choice
         else:
             if tools:
                 raise LLMError("tools are sent to the server only in mode='chat'")
@@ -417,8 +430,15 @@ class OpenAICompatible(LLM):
         assembler.body(_json(response))
         return self._remember(assembler.result())
 
-    def stream_text(self, inputs: Prompt, **gen_params) -> Iterator[str]:
-        """Stream the answer as text deltas (stop words cut); tool calls land in `last_tool_calls`."""
+    def stream_deltas(self, inputs: Prompt, **gen_params) -> Iterator[str | ToolCallChunk]:
+        """Stream the answer as text deltas (`str`) and, in mode='chat', the streamed `tool_calls` pieces
+        as `ToolCallChunk`s in arrival order (a protocol's parser assembles them). Pass `tools=[...]`
+        (OpenAI format) and optionally `tool_choice`."""
+        return self.stream_text(inputs, tool_deltas=True, **gen_params)
+
+    def stream_text(self, inputs: Prompt, *, tool_deltas: bool = False, **gen_params) -> Iterator[Any]:
+        """Stream the answer as text deltas (stop words cut); tool calls land in `last_tool_calls`
+        (and are yielded as `ToolCallChunk`s too with `tool_deltas=True`, see `stream_deltas`)."""
         payload, stop_words = self._payload(inputs, gen_params, stream=True)
         assembler = _Assembler(stop_words)
         response = self._send(payload)
@@ -433,6 +453,8 @@ class OpenAICompatible(LLM):
                 delta = assembler.chunk(data)
                 if delta:
                     yield delta
+                if tool_deltas:
+                    yield from assembler.take_deltas()
                 if assembler.filter.stopped:
                     break  # closing the response tells the server to stop generating
             else:
@@ -441,6 +463,8 @@ class OpenAICompatible(LLM):
                     delta = assembler.chunk(data)
                     if delta:
                         yield delta
+                    if tool_deltas:
+                        yield from assembler.take_deltas()
             tail = assembler.finish_stream()
             if tail:
                 yield tail

@@ -19,12 +19,23 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..schema import ActionResult, Message, ParsedTurn, ToolCall
-from .internlm2_parser import Internlm2StreamParser
+from ..schema import Message, ParsedTurn, ToolCall
+from .base import CallInvalid, ToolProtocol, as_messages, tool_specs
+from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
+_LAGENT_LANGUAGE = {"begin": "", "end": "", "belong": "assistant"}
+_LAGENT_TOOL = {
+    "begin": "{start_token}{name}\n",
+    "start_token": "<|action_start|>",
+    "name_map": {"plugin": "<|plugin|>", "interpreter": "<|interpreter|>"},
+    "belong": "assistant",
+    "end": "<|action_end|>\n",
+}
+_LAGENT_EXECUTE = {"role": "execute", "begin": "", "end": "", "fallback_role": "environment"}
 
-class Internlm2Protocol:
+
+class Internlm2Protocol(ToolProtocol):
     """The InternLM2 chat protocol with plugin (JSON) and interpreter (code) calls.
 
     Takes lagent's arguments. `language` is either a prompt set, "zh" (lagent's default prompts) or "en",
@@ -34,6 +45,9 @@ class Internlm2Protocol:
     messages) placed after the system prompts. `tool` and `execute` are lagent's role configs; only the
     token spellings in `tool` are used (`start_token`, `name_map`, `end`).
     """
+
+    name = "internlm2"
+    stop_words = (IM_END,)
 
     def __init__(
         self,
@@ -53,15 +67,27 @@ class Internlm2Protocol:
         self.meta_prompt = defaults["meta"] if meta_prompt is None else meta_prompt
         self.interpreter_prompt = defaults["interpreter"] if interpreter_prompt is None else interpreter_prompt
         self.plugin_prompt = defaults["plugin"] if plugin_prompt is None else plugin_prompt
-        self.few_shot = list(few_shot or [])
-        tool = tool or {}
-        self.start_token = tool.get("start_token", "<|action_start|>")
-        name_map = tool.get("name_map", {})
+        self.few_shot = few_shot
+        # lagent's role configs, as lagent keeps them (only the token spellings of `tool` are used)
+        self.language = dict(language) if isinstance(language, dict) else dict(_LAGENT_LANGUAGE)
+        self.tool = {**_LAGENT_TOOL, **(tool or {})}
+        self.execute = {**_LAGENT_EXECUTE, **(execute or {})}
+        self.roles_cfg = {"tool": self.tool, "language": self.language}
+        self.start_token = self.tool["start_token"]
+        name_map = self.tool.get("name_map", {})
         self.plugin_token = name_map.get("plugin", "<|plugin|>")
         self.interpreter_token = name_map.get("interpreter", "<|interpreter|>")
-        self.end_token = tool.get("end", "<|action_end|>\n")
-        self.execute = execute or {}
+        self.end_token = self.tool["end"]
         self._system_cache: tuple[tuple, list[Any], list[dict]] | None = None
+
+    @property
+    def _meta_template(self) -> str:
+        """The meta prompt, under the name lagent's web demo sets (lagent 0.2.4 ignores it there)."""
+        return self.meta_prompt
+
+    @_meta_template.setter
+    def _meta_template(self, value: str) -> None:
+        self.meta_prompt = value
 
     @classmethod
     def from_lagent(cls, protocol: Any) -> Internlm2Protocol:
@@ -103,19 +129,20 @@ class Internlm2Protocol:
         `history` holds `Message`s or lagent-style dicts (lagent's `inner_step`, roles `language`/`tool`
         included). `plugin_executor` / `interpreter_executor` are inkagent or lagent `ActionExecutor`s.
         """
-        tools = _specs_of(plugin_executor)
-        interpreter_specs = _specs_of(interpreter_executor)[:1]
-        # The tool listing is the same every turn: render it once per set of tools. The cache holds the
-        # specs themselves, so their ids cannot be reused by other objects while the entry lives.
-        key = tuple(map(id, tools + interpreter_specs))
+        tools = tool_specs(plugin_executor)
+        interpreter_specs = tool_specs(interpreter_executor)[:1]
+        # The tool listing is the same every turn: render it once per set of tools and prompt texts
+        # (the prompts may be edited between calls). The cache holds the specs themselves, so their ids
+        # cannot be reused by other objects while the entry lives.
+        key = (self.meta_prompt, self.interpreter_prompt, self.plugin_prompt, *map(id, tools + interpreter_specs))
         cached = self._system_cache
         if cached is None or cached[0] != key:
             system = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
             cached = self._system_cache = (key, tools + interpreter_specs, system)
         formatted = [dict(m) for m in cached[2]]
-        for example in self.few_shot:
-            formatted += [self.format_message(m) for m in _from_lagent_steps(example)]
-        formatted += [self.format_message(m) for m in _from_lagent_steps(list(history))]
+        for example in self.few_shot or ():
+            formatted += [self.format_message(m) for m in as_messages(example)]
+        formatted += [self.format_message(m) for m in as_messages(list(history))]
         return formatted
 
     def format_message(self, message: Message) -> dict:
@@ -135,54 +162,14 @@ class Internlm2Protocol:
         body = json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
         return f"{self.start_token}{self.plugin_token}\n{body}{self.end_token}"
 
-    def format_result(self, call: ToolCall, result: ActionResult) -> Message:
-        """The environment message that answers `call`."""
-        return Message(role="environment", content=result.text(), name=call.kind)
+    def assistant_message(self, raw: str, turn: ParsedTurn, invalid: Sequence[CallInvalid] = ()) -> Message:
+        """As `ToolProtocol.assistant_message`; the raw text has its special tokens normalised and is cut
+        at <|im_end|>."""
+        if invalid:
+            return Message(role="assistant", content=normalize_special_tokens(raw).partition(IM_END)[0])
+        return super().assistant_message(raw, turn)
 
     # -- parse ---------------------------------------------------------------------------------
     def stream_parser(self, interpreter_name: str = "IPythonInterpreter") -> Internlm2StreamParser:
         """A fresh incremental parser for one model output."""
         return Internlm2StreamParser(interpreter_name=interpreter_name)
-
-    def parse(self, text: str, interpreter_name: str = "IPythonInterpreter") -> ParsedTurn:
-        """Parse one whole model output. Never raises."""
-        parser = self.stream_parser(interpreter_name)
-        parser.feed(text)
-        parser.close()
-        return parser.result()
-
-
-def _specs_of(executor: Any) -> list:
-    """Tool specs of an inkagent executor, or lagent `get_actions_info()` dicts of a lagent one."""
-    if executor is None:
-        return []
-    if hasattr(executor, "specs"):
-        return list(executor.specs())
-    return list(executor.get_actions_info())
-
-
-def _from_lagent_steps(steps: list[Message | dict]) -> list[Message]:
-    """Accept inkagent `Message`s and lagent's inner steps (roles `language`, `tool`, `environment`)."""
-    messages: list[Message] = []
-    for step in steps:
-        if isinstance(step, Message):
-            messages.append(step)
-            continue
-        role = step.get("role")
-        if role == "language":
-            messages.append(Message(role="assistant", content=step.get("content", "")))
-        elif role == "tool":
-            content = step.get("content")
-            kind = step.get("name", "plugin")
-            if isinstance(content, dict):
-                arguments = content.get("parameters", content.get("arguments", {}))
-                call = ToolCall(kind=kind, name=content.get("name", ""), arguments=arguments)
-            else:
-                call = ToolCall(kind="interpreter", name="IPythonInterpreter", arguments={"command": str(content)})
-            if messages and messages[-1].role == "assistant":
-                messages[-1].tool_calls.append(call)
-            else:
-                messages.append(Message(role="assistant", tool_calls=[call]))
-        else:
-            messages.append(Message(role=role, content=step.get("content", ""), name=step.get("name")))
-    return messages

@@ -7,17 +7,30 @@ The output is language, optionally followed by tool calls:
 
 The parser is a small state machine over special-token markers, fed chunk by chunk while the model
 streams. Language streams out as it arrives (a tail that could be the start of a marker is held back);
-a call is announced when its `<|action_start|><|name|>` arrives and returned at `<|action_end|>` or the
-end of the output. It never raises: anything malformed becomes an error entry with the reason.
+a call is announced when its `<|action_start|><|name|>` arrives, its text streams as it is written, and
+it is returned at `<|action_end|>` or the end of the output. It never raises: anything malformed becomes an error entry with the reason.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 
-from ..schema import CallKind, ParsedTurn, ToolCall
+from ..schema import ToolCall
+from .base import (  # re-exported: the stream items used to live here
+    CallInvalid,
+    CallParsed,
+    CallStarted,
+    CallText,
+    StreamItem,
+    StreamParser,
+    TextPiece,
+)
+from .decoding import load_json
+
+__all__ = [
+    "CallInvalid", "CallParsed", "CallStarted", "CallText", "Internlm2StreamParser", "StreamItem", "TextPiece",
+    "decode_interpreter_call", "decode_plugin_call", "normalize_special_tokens",
+]  # fmt: skip
 
 ACTION_START = "<|action_start|>"
 ACTION_END = "<|action_end|>"
@@ -40,38 +53,14 @@ _MARKERS = {**_CANONICAL, **ALIASES}
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in sorted(_MARKERS, key=len, reverse=True)))
 _MAX_MARKER = max(len(m) for m in _MARKERS)
 _MARKER_PREFIXES = frozenset(m[:i] for m in _MARKERS for i in range(1, len(m)))
-_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_MARKER_STARTS = frozenset(m[0] for m in _MARKERS)
+_OPEN_FENCE_RE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?")
+_LINE_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
 _KIND_OF = {PLUGIN: "plugin", INTERPRETER: "interpreter"}
 
 PLUGIN_CALL_HINT = 'Write a plugin call as {"name": "<tool name>", "parameters": {<arguments>}}.'
 
 
-@dataclass(frozen=True)
-class TextPiece:
-    """Language that arrived (streamed as soon as it cannot be the start of a marker)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class CallStarted:
-    """`<|action_start|><|kind|>` arrived: a call is being written."""
-
-    kind: CallKind
-
-
-@dataclass(frozen=True)
-class CallParsed:
-    call: ToolCall
-
-
-@dataclass(frozen=True)
-class CallInvalid:
-    message: str
-    raw: str
-
-
-StreamItem = TextPiece | CallStarted | CallParsed | CallInvalid
 
 
 def normalize_special_tokens(text: str) -> str:
@@ -81,27 +70,45 @@ def normalize_special_tokens(text: str) -> str:
 
 def _held_back(text: str) -> int:
     """Length of the longest suffix of `text` that could be the start of a marker."""
+    tail = text[-(_MAX_MARKER - 1) :]
+    if not any(start in tail for start in _MARKER_STARTS):
+        return 0  # the common case, cheaply
     for size in range(min(_MAX_MARKER - 1, len(text)), 0, -1):
         if text[-size:] in _MARKER_PREFIXES:
             return size
     return 0
 
 
+def _fenced(text: str) -> str | None:
+    """The body of the first ``` fence in `text` (None without one).
+
+    The fence that ends the block is the last ``` when only blanks follow it (so ``` inside the code,
+    e.g. in a string, stays code), else the first ``` alone on its line, else the last one; an unclosed
+    fence runs to the end.
+    """
+    opening = _OPEN_FENCE_RE.search(text)
+    if opening is None:
+        return None
+    rest = text[opening.end() :]
+    last = rest.rfind("```")
+    if last < 0:
+        return rest
+    if not rest[last + 3 :].strip():
+        return rest[:last]
+    alone = _LINE_FENCE_RE.search(rest)
+    return rest[: alone.start()] if alone else rest[:last]
+
+
 def decode_plugin_call(body: str) -> ToolCall | str:
-    """Decode a plugin call body into a `ToolCall`, or return the reason it is malformed."""
+    """Decode a plugin call body into a `ToolCall`, or return the reason it is malformed. Never raises."""
     text = body.strip()
-    fence = _FENCE_RE.fullmatch(text) if text.startswith("```") else None
-    if fence:  # some models wrap the JSON in a ```json fence
-        text = fence.group(2).strip()
+    if text.startswith("```"):  # some models wrap the JSON in a ```json fence
+        text = (_fenced(text) or "").strip()
     if not text:
         return f"The plugin call is empty. {PLUGIN_CALL_HINT}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (
-            f"The plugin call is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}). "
-            + PLUGIN_CALL_HINT
-        )
+    data, problem = load_json(text)
+    if problem:
+        return f"The plugin call is {problem}. {PLUGIN_CALL_HINT}"
     if not isinstance(data, dict):
         return f"The plugin call must be a JSON object, got {type(data).__name__}. {PLUGIN_CALL_HINT}"
     name = data.get("name")
@@ -110,10 +117,9 @@ def decode_plugin_call(body: str) -> ToolCall | str:
     key = "parameters" if "parameters" in data else "arguments"
     arguments = data.get(key, {})
     if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            return f'The "{key}" string of the plugin call is not valid JSON ({exc.msg}). {PLUGIN_CALL_HINT}'
+        arguments, problem = load_json(arguments) if arguments.strip() else ({}, None)
+        if problem:
+            return f'The "{key}" string of the plugin call is {problem}. {PLUGIN_CALL_HINT}'
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
@@ -122,54 +128,44 @@ def decode_plugin_call(body: str) -> ToolCall | str:
 
 
 def decode_interpreter_call(body: str, name: str = "IPythonInterpreter") -> ToolCall | str:
-    """Extract the code of an interpreter call (from a ``` fence when there is one)."""
+    """Extract the code of an interpreter call (from a ``` fence when there is one; see `_fenced`)."""
     text = body.strip()
-    fence = _FENCE_RE.search(text)
-    code = fence.group(2) if fence else text
+    fenced = _fenced(text)
+    code = text if fenced is None else fenced
     code = code.strip("\n").rstrip()
     if not code.strip():
         return "The interpreter call holds no code. Put the Python code after <|interpreter|>."
     return ToolCall(kind="interpreter", name=name, arguments={"command": code})
 
 
-@dataclass
-class Internlm2StreamParser:
+class Internlm2StreamParser(StreamParser):
     """Feed model output chunk by chunk; read `StreamItem`s as they become certain.
 
     `feed()` returns the items completed by that chunk; `close()` flushes at the end of the output;
     `result()` gives the whole turn as a `ParsedTurn`.
     """
 
-    interpreter_name: str = "IPythonInterpreter"
-    _buffer: str = ""
-    _state: str = "text"  # text -> action_name -> action_body -> text ... -> done
-    _kind: str = ""
-    _body: list[str] = field(default_factory=list)
-    _thought: list[str] = field(default_factory=list)
-    _calls: list[ToolCall] = field(default_factory=list)
-    _errors: list[str] = field(default_factory=list)
-    _closed: bool = False
+    def __init__(self, interpreter_name: str = "IPythonInterpreter") -> None:
+        super().__init__(interpreter_name)
+        self._buffer = ""
+        self._state = "text"  # text -> action_name -> action_body -> text ... -> done
+        self._kind = ""
+        self._body: list[str] = []
 
-    def feed(self, chunk: str) -> list[StreamItem]:
-        if self._state == "done" or not chunk:
+    def _feed_text(self, chunk: str) -> list[StreamItem]:
+        if self._state == "done":
             return []
         self._buffer += chunk
         return self._advance(final=False)
 
-    def close(self) -> list[StreamItem]:
-        if self._closed:
-            return []
-        self._closed = True
+    def _close_text(self) -> list[StreamItem]:
         items = self._advance(final=True)
         if self._state == "action_name":
-            items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+            items.append(self._reject("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
         elif self._state == "action_body":
             items.append(self._finish_call())  # no <|action_end|>: decode what there is
         self._state = "done"
         return items
-
-    def result(self) -> ParsedTurn:
-        return ParsedTurn(thought="".join(self._thought).strip(), calls=list(self._calls), errors=list(self._errors))
 
     # -- internals -----------------------------------------------------------------------------
     def _advance(self, final: bool) -> list[StreamItem]:
@@ -178,31 +174,32 @@ class Internlm2StreamParser:
             match = _MARKER_RE.search(self._buffer)
             if match is None:
                 keep = 0 if final else _held_back(self._buffer)
-                self._consume_plain(self._buffer[: len(self._buffer) - keep], items, final)
+                self._consume_plain(self._buffer[: len(self._buffer) - keep], items)
                 self._buffer = self._buffer[len(self._buffer) - keep :]
                 break
-            self._consume_plain(self._buffer[: match.start()], items, final=True)
+            self._consume_plain(self._buffer[: match.start()], items)
             self._buffer = self._buffer[match.end() :]
             self._on_marker(_MARKERS[match.group(0)], items)
         return items
 
-    def _consume_plain(self, text: str, items: list[StreamItem], final: bool) -> None:
+    def _consume_plain(self, text: str, items: list[StreamItem]) -> None:
         if not text:
             return
         if self._state == "text":
-            self._thought.append(text)
-            items.append(TextPiece(text))
+            items.append(self._text(text))
         elif self._state == "action_name":
             if text.strip():  # neither <|plugin|> nor <|interpreter|>: collect it to report at the end
                 self._kind, self._body, self._state = "unknown", [text], "action_body"
         elif self._state == "action_body":
             self._body.append(text)
+            if self._kind != "unknown":
+                items.append(CallText(self._kind, text))  # type: ignore[arg-type]
 
     def _on_marker(self, marker: str, items: list[StreamItem]) -> None:
         state = self._state
         if marker in (IM_END, IM_START):
             if state == "action_name":
-                items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+                items.append(self._reject("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
             elif state == "action_body":
                 items.append(self._finish_call())
             self._state = "done"
@@ -217,19 +214,21 @@ class Internlm2StreamParser:
                 items.append(CallStarted(self._kind))  # type: ignore[arg-type]
             elif state == "action_body":
                 self._body.append(marker)
+                if self._kind != "unknown":
+                    items.append(CallText(self._kind, marker))  # type: ignore[arg-type]
             # a bare <|plugin|> in language is dropped: it is not a call without <|action_start|>
         elif marker == ACTION_END:
             if state == "action_body":
                 items.append(self._finish_call())
             elif state == "action_name":
-                items.append(self._invalid("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
+                items.append(self._reject("The call has <|action_start|> but no <|plugin|> or <|interpreter|>."))
                 self._state = "text"
 
     def _finish_call(self) -> StreamItem:
         body = "".join(self._body)
         self._body, self._state = [], "text"
         if self._kind == "unknown":
-            decoded = (
+            decoded: ToolCall | str = (
                 f"Unknown call type after <|action_start|>: {body.strip()[:40]!r}. "
                 "Write <|action_start|><|plugin|> or <|action_start|><|interpreter|>."
             )
@@ -238,10 +237,6 @@ class Internlm2StreamParser:
         else:
             decoded = decode_plugin_call(body)
         if isinstance(decoded, str):
-            return self._invalid(decoded, raw=body)
+            return self._reject(decoded, raw=body)
         self._calls.append(decoded)
         return CallParsed(decoded)
-
-    def _invalid(self, message: str, raw: str = "") -> CallInvalid:
-        self._errors.append(message)
-        return CallInvalid(message, raw)

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 from typing import Any
 
 
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ACTION",
         help="action names or import paths (`pkg.module:Name`, `./file.py:Name`); default: all",
     )
-    parser.add_argument("--config", help="list the actions (and interpreter) of this config file")
+    parser.add_argument(
+        "--config", help="list the actions, MCP servers' tools (servers start for a moment) and interpreter of a config"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list (with full JSON Schemas)")
 
 
@@ -90,17 +93,32 @@ def _config_entries(path: str) -> list[dict[str, Any]]:
             built.append((section, target(**(section.model_extra or {}))))
         except (LookupFailed, TypeError) as exc:
             raise ConfigError(str(exc), path=path, key="interpreter") from exc
+    if config.mcp_servers:  # listed like the others: describing a toolset starts its server, for a moment
+        from ..actions.mcp_client import toolset_from_spec
+
+        for i, server in enumerate(config.mcp_servers):
+            target = server.url or " ".join(server.command or [])
+            built.append((_Source(server.name, target, " (MCP server)"), toolset_from_spec(config, i)))
     entries = []
     for component, action in built:
+        name = component.name if isinstance(component, _Source) else getattr(action, "name", component.type)
         entry = {
-            "name": getattr(action, "name", component.type),
-            "origin": f"config {path}",
+            "name": name,
+            "origin": f"config {path}{getattr(component, 'note', '')}",
             "target": component.type,
         }
         entries.append(describe(action, entry, built=True))
         if callable(getattr(action, "close", None)):
             action.close()
     return entries
+
+
+class _Source(typing.NamedTuple):
+    """Where a config entry that is not a component comes from (an MCP server)."""
+
+    name: str
+    type: str
+    note: str
 
 
 def describe(obj: Any, entry: dict[str, Any], *, built: bool = False) -> dict[str, Any]:

@@ -15,10 +15,15 @@ import time
 from pathlib import Path
 
 MODE_HELP = """\
-modes:
-  prompt     BFCL's prompt mode: the functions in the system prompt, the answer a Python list of calls
+modes (default: the config's agent protocol, `agent.protocol`; internlm2 for the InternLM2 agent):
   internlm2  the InternLM2 plugin protocol: functions in the plugin prompt, <|plugin|> calls decoded
-  native     function calling: `tools` sent to an OpenAICompatible backend in mode: chat
+  openai     native function calling: `tools` sent to an OpenAICompatible backend in mode: chat
+             (`native` is the same)
+  hermes     <tool_call> JSON in text, functions in the system prompt (Qwen2.5, Qwen3, Hermes)
+  react      lagent's ReAct prompt: Thought / Action / Action Input fields
+  prompt     BFCL's prompt mode: the functions in the system prompt, the answer a Python list of calls
+  Every protocol mode decodes with the agent's own parser. When no output decodes in the chosen
+  mode, the report names the mode in which they do.
 
 example:
   inkagent bench configs/openai.yaml --suite bfcl --categories simple_python multiple --limit 20 \\
@@ -48,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out, skipping finished records"
     )
     parser.add_argument(
-        "--mode", choices=MODES, default="prompt", help="how the model is asked (default: prompt)"
+        "--mode", choices=MODES, default=None,
+        help="how the model is asked (default: the config's agent protocol; see below)",
     )
     parser.add_argument(
         "--split", choices=SPLITS, default="test", help="inkagent-tools split (default: test)"
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bench.datasets import load_suite
     from ..bench.harness import BenchOptions, check_setup
+    from ..bench.modes import default_mode
     from ..bench.report import print_table
     from ..errors import ConfigError, InkAgentError
     from .config import build_llm, load_config
@@ -89,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--limit must be at least 1")
         config = load_config(args.config)
         suite = load_suite(args.suite, args.categories, args.split, args.data)
-        out = Path(args.out or f"runs/bench-{args.suite}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}")
+        mode = args.mode or default_mode(config)
+        out = Path(args.out or f"runs/bench-{args.suite}-{mode}-{time.strftime('%Y%m%d-%H%M%S')}")
         llm = build_llm(config)
         options = BenchOptions(
-            mode=args.mode,
+            mode=mode,
             out_dir=out,
             concurrency=args.concurrency,
             resume=args.resume,
@@ -115,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(report, Console())
         console.print(f"report: {out / 'report.md'} and {out / 'report.json'}")
+    if report["meta"].get("mode_hint"):
+        console.print(f"[yellow]{report['meta']['mode_hint']['message']}[/yellow]", highlight=False)
     if report["meta"]["inference_errors"]:
         console.print(
             f"[yellow]{report['meta']['inference_errors']} model calls failed; rerun with --resume --out {out}[/yellow]"

@@ -12,6 +12,9 @@ actions:                  # by name, `module:attr`, `./file.py:attr`, or a mappi
   - {type: Weather, units: imperial}
   - ./my_tools.py:translate
 interpreter: {timeout_s: 20}   # an IPythonInterpreter; omit or null for none
+mcp_servers:              # MCP servers whose tools become actions `<name>.<tool>`
+  - {name: files, command: [python, -m, my_fs_server, /data], env: {LOG_LEVEL: info}}
+  - {name: search, url: "http://127.0.0.1:9000/mcp", headers_env: {Authorization: SEARCH_TOKEN}}
 task: What is 17 * 23?
 ```
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..registry import BUILTIN_AGENTS, BUILTIN_LLMS, LookupFailed, action_names, load_object
@@ -58,6 +61,26 @@ class InterpreterSection(BaseModel):
     type: str = "IPythonInterpreter"
 
 
+class MCPServerSpec(BaseModel):
+    """One `mcp_servers:` entry: an MCP server started with `command` (stdio) or reached at `url`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z_][\w-]*$")  # the namespace of its tools: `files.read_file`
+    command: list[str] | None = Field(None, min_length=1)
+    url: str | None = Field(None, pattern=r"^https?://")
+    env: dict[str, str] = {}  # extra environment of a stdio server
+    headers_env: dict[str, str] = {}  # HTTP header -> the NAME of the environment variable holding it
+    cwd: str | None = None  # a stdio server's working directory (relative to the config file)
+    timeout_s: float | None = Field(None, gt=0)  # per call; default: agent.tool_timeout_s
+    files_dir: str | None = None  # where result images go (relative to the config file)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command: [...] (a stdio server) or url: ... (streamable HTTP)")
+        return self
+
+
 class Config(BaseModel):
     """A whole config file."""
 
@@ -66,6 +89,7 @@ class Config(BaseModel):
     agent: AgentSection = AgentSection()
     actions: list[Component] = []
     interpreter: InterpreterSection | None = None
+    mcp_servers: list[MCPServerSpec] = []
     task: str | None = None
     trace: str | None = None
     source: Path | None = Field(None, exclude=True)  # the file it came from (set by load_config)
@@ -75,6 +99,15 @@ class Config(BaseModel):
     def _names_to_components(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [{"type": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _distinct_servers(cls, value: list[MCPServerSpec]) -> list[MCPServerSpec]:
+        names = [server.name for server in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"two MCP servers are named {twice[0]!r}: their tools would clash")
         return value
 
     @property
@@ -112,7 +145,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         key = _key_path(error["loc"]) or "(top level)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown key (expected one of: llm, agent, actions, interpreter, task, trace)"
+            message = "unknown key (expected one of: llm, agent, actions, interpreter, mcp_servers, task, trace)"
         elif error["type"] == "missing":
             message = "required key is missing"
         elif error.get("input") is not None and error["type"] != "missing":
@@ -180,6 +213,15 @@ def build_actions(config: Config, agent_llm: Any = None) -> list[Any]:
     return actions
 
 
+def build_mcp_toolsets(config: Config) -> list[Any]:
+    """The config's MCP servers as `MCPToolset`s, started (their tools listed); none started on error."""
+    if not config.mcp_servers:
+        return []
+    from ..actions.mcp_client import build_toolsets
+
+    return build_toolsets(config, timeout_s=config.agent.tool_timeout_s)
+
+
 def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
     """The agent of the config, with its model, tools and interpreter."""
     from ..actions.executor import ActionExecutor
@@ -197,14 +239,24 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
             extra["language"] = section.language
         return agent_cls(llm=llm, **extra)  # a skill agent takes its own keys
     limits = {"timeout_s": section.tool_timeout_s, "max_output_chars": section.max_output_chars}
+    actions = build_actions(config, llm)
+    toolsets = build_mcp_toolsets(config)
     try:
-        plugin_executor = ActionExecutor(build_actions(config, llm), **limits) if config.actions else None
+        plugin_executor = ActionExecutor(actions + toolsets, **limits) if actions or toolsets else None
     except ValueError as exc:  # two actions with one name
-        raise ConfigError(str(exc), path=str(config.source), key="actions") from exc
+        for toolset in toolsets:
+            toolset.close()
+        key = "mcp_servers" if any(t.name in str(exc) for t in toolsets) else "actions"
+        raise ConfigError(str(exc), path=str(config.source), key=key) from exc
     interpreter_executor = None
     if config.interpreter is not None:
         component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))
-        interpreter = _build(component, action_names(), config, "interpreter")
+        try:
+            interpreter = _build(component, action_names(), config, "interpreter")
+        except BaseException:
+            if plugin_executor is not None:  # MCP servers were started: stop them
+                plugin_executor.close()
+            raise
         # the interpreter enforces its own time limit (and restarts its kernel); no second one here
         interpreter_executor = ActionExecutor([interpreter], timeout_s=None, max_output_chars=section.max_output_chars)
     protocol = Internlm2Protocol(

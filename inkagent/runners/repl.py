@@ -300,10 +300,10 @@ class ChatSession:
             self.renderer.close()
 
     def _write_trace(self, event: Any) -> None:
-        from ..schema import TextDelta
+        from ..schema import TextDelta, ToolCallDelta
 
-        if self._own_trace is not None and not isinstance(event, TextDelta):
-            self._own_trace.write(event)
+        if self._own_trace is not None and not isinstance(event, TextDelta | ToolCallDelta):
+            self._own_trace.write(event)  # deltas are in the turn's ModelOutput
 
     # -- commands --------------------------------------------------------------------------------
     def _command(self, line: str) -> bool:

@@ -21,14 +21,20 @@ config keys (ready configs in configs/):
                  HFTransformer     path (hub id, or a directory: ./ and ../ are relative to the
                                    config), device (cuda, cpu, auto), dtype (auto,
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
-                                   max_new_tokens, temperature, top_p, top_k, meta_template
+                                   max_new_tokens, temperature, top_p, top_k, meta_template;
+                                   InternLM2 loads natively (use_hub_code: true runs its hub code)
                  OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
                                    holds the key; never the key itself), mode: completions | chat, timeout
+                 OpenAICompatibleVision  a vision model on LMDeploy / vLLM (XComposer2, InternVL):
+                                   base_url, model, prefill, api_key_env (for see / write configs)
   agent        {type: Internlm2Agent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
                tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt}
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
                config), or {type: ..., its arguments}
   interpreter  {type: IPythonInterpreter, timeout_s: 20, ...}; omit for no code interpreter
+  mcp_servers  MCP servers whose tools become actions <name>.<tool>: a list of
+               {name, command: [...], env: {...}} (stdio) or {name, url, headers_env: {HEADER: ENV_VAR}}
+               (streamable HTTP); optional cwd, timeout_s, files_dir (relative to the config)
   task         the task when --task is not given
   trace        where the JSON-lines trace goes (default runs/<time>.trace.jsonl); see `inkagent trace show`
 

@@ -17,7 +17,7 @@ from ..errors import ConfigError, InkAgentError
 
 #: Used when no --config is given (see configs/writer.yaml for the same, commented).
 DEFAULT_WRITER = {
-    "llm": {"type": "HFTransformer", "path": "internlm/internlm2_5-7b-chat", "trust_remote_code": True},
+    "llm": {"type": "HFTransformer", "path": "internlm/internlm2_5-7b-chat"},
     "agent": {
         "type": "IllustratedWriter",
         "clip_model": "OFA-Sys/chinese-clip-vit-base-patch16",
