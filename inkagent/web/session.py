@@ -31,23 +31,33 @@ ModelProvider = Callable[[str, Callable[[], Any]], SharedModel]
 
 logger = logging.getLogger(__name__)
 
-#: Backends cheap enough to build for every session; any other model is loaded once and shared.
-LIGHT_BACKENDS = frozenset({"ScriptedLLM", "OpenAICompatible"})
+#: Backends cheap enough to build for every session (subclasses too: a server's clients); any other model
+#: (weights in this process) is loaded once and shared.
+LIGHT_BACKENDS = ("inkagent.llms.scripted:ScriptedLLM", "inkagent.llms.openai_compat:OpenAICompatible")
 #: How long Stop waits for the worker to wind down before the page moves on (seconds).
 STOP_WAIT_S = 15.0
 
 
+def _backend_class(config: Any) -> Any:
+    try:
+        return load_object(config.llm.type, table=BUILTIN_LLMS, base_dir=config.base_dir)
+    except LookupFailed:
+        return None
+
+
 def backend_class_name(config: Any) -> str:
     """The class name of the config's model backend (`HFTransformer`, `ScriptedLLM`...)."""
-    try:
-        return load_object(config.llm.type, table=BUILTIN_LLMS, base_dir=config.base_dir).__name__
-    except (LookupFailed, AttributeError):
-        return config.llm.type
+    backend = _backend_class(config)
+    return getattr(backend, "__name__", config.llm.type)
 
 
 def is_heavy(config: Any) -> bool:
     """Whether the config's model is loaded once per process and shared (weights), not built per session."""
-    return backend_class_name(config) not in LIGHT_BACKENDS
+    backend = _backend_class(config)
+    if not isinstance(backend, type):
+        return True  # not a class we know: share it (build_llm reports a bad name)
+    light = tuple(load_object(spec) for spec in LIGHT_BACKENDS)
+    return not issubclass(backend, light)
 
 
 def model_key(config: Any) -> str:
