@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write an InternLM2 / InternLM2.5 checkpoint as a standard Llama checkpoint",
     ),
     "mcp": ("inkagent.runners.mcp_cmd", "serve a config's actions as an MCP server (mcp serve CONFIG)"),
+    "web": ("inkagent.runners.web", "the agent and the skills in the browser (a streamlit page)"),
 }
 
 
