@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write an InternLM2 / InternLM2.5 checkpoint as a standard Llama checkpoint",
     ),
     "mcp": ("inkagent.runners.mcp_cmd", "serve a config's actions as an MCP server (mcp serve CONFIG)"),
+    "web": ("inkagent.runners.web", "the agent and the skills in the browser (a streamlit page)"),
 }
 
 
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from .runners.logsetup import configure_logging
+
+    configure_logging(level)  # one line per message, hub retries collapsed
     return int(args._runner(args) or 0)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 from conftest import ROOT, run_cli
 
@@ -112,3 +113,69 @@ def test_two_actions_with_one_name_are_a_config_error(tmp_path):
     proc = run_cli("run", str(path), "--task", "x")
     assert proc.returncode == 2 and "actions" in proc.stderr and "two actions" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_tool_printing_10_mb_does_not_break_json_output(tmp_path):
+    (tmp_path / "noisy.py").write_text(textwrap.dedent('''\
+        import sys
+        from inkagent.actions import tool
+
+        @tool
+        def noisy(text: str) -> str:
+            """Print ten megabytes, then answer.
+
+            Args:
+                text: what to answer
+            """
+            line = "x" * 99 + "\\n"
+            for _ in range(100_000):
+                sys.stdout.write(line)
+            return text
+        '''))
+    call = '<|action_start|><|plugin|>\n{"name": "noisy", "parameters": {"text": "done"}}<|action_end|>\n'
+    path = write_yaml(tmp_path, {"llm": {"type": "ScriptedLLM", "responses": [call, "Finished.<|im_end|>"]},
+                                 "actions": ["./noisy.py:noisy"]})
+    proc = run_cli("run", str(path), "--task", "go", "--json", "--trace", str(tmp_path / "t.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["answer"] == "Finished." and len(proc.stdout) < 100_000
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    output = next(r for r in records if r["type"] == "tool_result")["result"]["output"]
+    assert output.endswith("done") and "output cut" in output and len(output) < 10_000
+
+
+ANSWER = {"type": "ScriptedLLM", "responses": ["Done.<|im_end|>"]}
+
+
+def test_typos_under_agent_and_llm_are_config_errors_naming_the_closest_key(tmp_path):
+    cases = [
+        ({"agent": {"tool_timeout": 5, "langauge": "zh"}}, "agent.langauge: unknown key (did you mean 'language'?)"),
+        ({"agent": {"tool_timeout": 5}}, "agent.tool_timeout: unknown key (did you mean 'tool_timeout_s'?)"),
+        ({"agent": {"temperature": 0.2}}, "agent.temperature: a generation option: put it under agent.generation"),
+        ({"llm": {**ANSWER, "tempreature": 0.5}}, "llm.tempreature: unknown key (did you mean 'temperature'?)"),
+        ({"llm": {"type": "OpenAICompatible", "api_key": "sk-abc123456789"}}, "llm.api_key: api_key is not read"),
+        ({"interpreter": {"timeout_sec": 5}}, "interpreter.timeout_sec: unknown key (did you mean 'timeout_s'?)"),
+    ]
+    from inkagent.errors import ConfigError
+    from inkagent.runners.config import build_agent, load_config
+
+    for data, message in cases:
+        path = write_yaml(tmp_path, {"llm": ANSWER, **data})
+        with pytest.raises(ConfigError) as caught:
+            build_agent(load_config(path))
+        assert message in str(caught.value) and str(path) in str(caught.value)
+        assert "sk-abc123456789" not in str(caught.value)
+    path = write_yaml(tmp_path, {"llm": ANSWER, **cases[0][0]})
+    proc = run_cli("run", str(path), "--task", "x", "--trace", str(tmp_path / "t.jsonl"))
+    assert proc.returncode == 2 and cases[0][1] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_generation_options_protocol_and_backend_keywords_are_accepted(tmp_path):
+    from inkagent.runners.config import build_agent, load_config
+
+    path = write_yaml(tmp_path, {
+        "llm": {**ANSWER, "max_new_tokens": 64, "top_k": 5, "stop_words": ["<|im_end|>"]},
+        "agent": {"generation": {"temperature": 0.2}, "protocol": "internlm2", "max_repeats": 3},
+    })
+    agent = build_agent(load_config(path))
+    assert agent.gen_params == {"temperature": 0.2} and agent.max_repeats == 3
+    assert agent.chat("hi").response == "Done."

@@ -236,3 +236,90 @@ def test_an_action_can_ask_for_its_own_time_limit():
             return "done"
 
     assert ActionExecutor([Slow()], timeout_s=0.1).run(ToolCall(name="Slow")).output == "done"
+
+
+# -- outputs that are not text, prints, and tools that end their thread (issue 17) -------------------
+
+
+@tool
+def raw(kind: str):
+    """Return raw data.
+
+    Args:
+        kind: which data
+    """
+    if kind == "utf8":
+        return "héllo\n".encode()
+    if kind == "binary":
+        return b"\x89PNG\r\n\x1a\n\x00\xff"
+    return {"data": b"abc", "items": {1, 2}}
+
+
+def test_bytes_are_decoded_or_summarised_and_other_values_sent_as_json():
+    executor = ActionExecutor([raw])
+    assert executor.run(ToolCall(name="raw", arguments={"kind": "utf8"})).output == "héllo\n"
+    assert executor.run(ToolCall(name="raw", arguments={"kind": "binary"})).output == "<10 bytes>"
+    assert executor.run(ToolCall(name="raw", arguments={"kind": "mixed"})).output == '{"data": "abc", "items": [1, 2]}'
+
+
+@tool
+def chatty(n: int) -> str:
+    """Print a lot, then answer.
+
+    Args:
+        n: how many lines
+    """
+    import sys
+
+    for i in range(n):
+        print(f"line {i}")
+    print("\rwarning", file=sys.stderr)
+    return "answer"
+
+
+def test_what_a_tool_prints_comes_back_with_its_result_and_not_on_the_agents_stdout(capfd):
+    executor = ActionExecutor([chatty], max_output_chars=500)
+    result = executor.run(ToolCall(name="chatty", arguments={"n": 2}))
+    assert result.output == "line 0\nline 1\nwarning\nanswer"
+    big = executor.run(ToolCall(name="chatty", arguments={"n": 200_000}))
+    assert big.ok and len(big.output) < 700 and "output cut" in big.output and big.output.endswith("answer")
+    out, err = capfd.readouterr()
+    assert "line" not in out and "warning" not in err
+
+
+def test_parallel_calls_capture_only_their_own_prints():
+    executor = ActionExecutor([chatty], parallel=True)
+    results = executor.run_all([ToolCall(name="chatty", arguments={"n": n}) for n in (1, 3, 5, 7)])
+    for n, result in zip((1, 3, 5, 7), results, strict=True):
+        assert result.output.count("line ") == n, result.output
+
+
+class Fatal(BaseException):
+    pass
+
+
+@tool
+def quits(how: str) -> str:
+    """End the thread abnormally.
+
+    Args:
+        how: which BaseException to raise
+    """
+    if how == "exit":
+        raise SystemExit(3)
+    if how == "generator":
+        raise GeneratorExit
+    if how == "keyboard":
+        raise KeyboardInterrupt
+    raise Fatal("custom")
+
+
+@pytest.mark.parametrize(("how", "name"), [("exit", "SystemExit"), ("generator", "GeneratorExit"),
+                                           ("keyboard", "KeyboardInterrupt"), ("custom", "Fatal")])
+def test_a_tool_raising_a_base_exception_gets_an_immediate_error_naming_it(how, name):
+    executor = ActionExecutor([quits], timeout_s=600)
+    started = time.perf_counter()
+    result = executor.run(ToolCall(name="quits", arguments={"how": how}))
+    assert result.error_type == "tool_error" and name in result.error
+    assert "time limit" not in result.error
+    assert time.perf_counter() - started < 60  # not the 600 s limit

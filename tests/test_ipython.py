@@ -257,23 +257,124 @@ def test_interpreter_section_of_a_config_builds_a_limited_interpreter(tmp_path):
         agent.close()
 
 
-def test_interrupt_stops_running_code_and_keeps_the_session():
-    import threading
+def _wait_for(predicate, what: str, timeout_s: float = 30.0) -> None:
+    """Poll `predicate` (a condition the test cannot be notified of) until true."""
+    import time
 
-    from inkagent.actions import IPythonInterpreter
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
-    with IPythonInterpreter(timeout_s=60) as interpreter:
+
+def test_interrupt_stops_running_code_and_keeps_the_session(tmp_path):
+    with IPythonInterpreter(timeout_s=60, work_dir=tmp_path) as interpreter:
         interpreter.run("kept = 41")
         results = []
-        worker = threading.Thread(target=lambda: results.append(interpreter.run("import time\nwhile True: time.sleep(0.01)")))
+        code = "import time\nopen('started', 'w').close()\nwhile True: time.sleep(0.01)"
+        worker = threading.Thread(target=lambda: results.append(interpreter.run(code)))
         worker.start()
-        deadline_ok = False
-        for _ in range(200):  # the kernel may take a moment to enter the loop; interrupt until it stops
-            interpreter.interrupt()
-            worker.join(0.05)
-            if not worker.is_alive():
-                deadline_ok = True
-                break
-        assert deadline_ok, "the interrupted cell did not stop"
-        assert results[0].error is not None, results[0]
+        _wait_for(lambda: (tmp_path / "started").exists(), "the cell to start")
+        interpreter.interrupt()  # once: the interpreter sees it through
+        worker.join(30)
+        assert not worker.is_alive(), "the interrupted cell did not stop"
+        assert results[0].error_type == "interrupted" and "Interrupted" in results[0].error, results[0]
         assert interpreter.run("print(kept + 1)").output.strip() == "42"
+
+
+def test_an_interrupt_just_before_the_cell_starts_is_an_interrupted_error():
+    with IPythonInterpreter(timeout_s=60) as interpreter:
+        interpreter.run("kept = 41")
+        for _ in range(3):  # the interrupt lands at a different moment of the call's start each time
+            results = []
+            worker = threading.Thread(target=lambda out=results: out.append(interpreter.run("while True: pass")))
+            worker.start()
+            _wait_for(lambda out=results: interpreter.busy or out, "the call to start")
+            interpreter.interrupt()
+            worker.join(30)
+            assert not worker.is_alive()
+            assert results[0].error_type == "interrupted" and "interrupted" in results[0].error.lower()
+        assert interpreter.run("kept").output == "41"
+
+
+def test_an_interrupt_between_calls_does_nothing(shared):
+    shared.interrupt()
+    assert shared.run("print('fine')").output == "fine"
+
+
+def test_secrets_in_the_agents_environment_do_not_reach_the_kernel(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-1234")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    monkeypatch.setenv("MY_SETTING", "visible")
+    with IPythonInterpreter(work_dir=tmp_path, env=["MY_SETTING"]) as interpreter:
+        result = interpreter.run("import os\nprint(sorted(os.environ))\nprint(os.environ['HOME'])")
+        assert result.ok
+        for secret in ("OPENAI_API_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "sk-secret"):
+            assert secret not in result.output
+        assert "MY_SETTING" in result.output and "PATH" in result.output
+        assert result.output.splitlines()[-1] == str(tmp_path.resolve())
+        assert interpreter.run("import matplotlib.pyplot, numpy; print('ok')").output == "ok"
+
+
+def test_carriage_return_progress_is_rendered_as_a_terminal_shows_it(shared):
+    result = shared.run("for i in range(2000):\n    print(f'\\rstep {i}', end='')\nprint()\nprint('done')")
+    assert result.output == "step 1999\ndone"
+    result = shared.run("import sys\nsys.stdout.write('abc\\b\\bX\\n'); sys.stdout.flush()")
+    assert result.output.startswith("aXc")
+
+
+def _sleepers() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if "time.sleep(600)" in " ".join(process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def test_close_reaps_detached_and_double_forked_processes():
+    interpreter = IPythonInterpreter()
+    code = textwrap.dedent(
+        """
+        import os, subprocess, sys
+        pids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                 start_new_session=True).pid for _ in range(50)]
+        child = os.fork()
+        if child == 0:  # double fork: the grandchild's parent exits at once
+            if os.fork() == 0:
+                os.setsid()
+                os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)"])
+            os._exit(0)
+        os.waitpid(child, 0)
+        print(pids)
+        """
+    )
+    try:
+        result = interpreter.run(code)
+        assert result.ok, result.error
+        pids = [int(p) for p in result.output.strip("[]\n").split(", ")]
+        _wait_for(lambda: len(_sleepers()) >= 51, "the double-forked process to start")
+        launched = _sleepers()
+    finally:
+        interpreter.close()
+    gone, alive = psutil.wait_procs(launched, timeout=10)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive and set(pids) <= {p.pid for p in gone}
+
+
+def test_ctrl_c_on_the_calling_thread_stops_the_cell_too(tmp_path):
+    import _thread
+
+    with IPythonInterpreter(timeout_s=60, work_dir=tmp_path) as interpreter:
+        interpreter.run("kept = 1")
+        code = "import time\nopen('started', 'w').close()\nwhile True: time.sleep(0.01)"
+
+        def press_ctrl_c() -> None:
+            _wait_for(lambda: (tmp_path / "started").exists(), "the cell to start")
+            _thread.interrupt_main()  # KeyboardInterrupt on the agent's (this) thread, as in the REPL
+
+        threading.Thread(target=press_ctrl_c).start()
+        with pytest.raises(KeyboardInterrupt):
+            interpreter.run(code)
+        after = interpreter.run("print(kept)")  # not queued behind a cell still looping in the kernel
+        assert after.ok and after.output == "1"

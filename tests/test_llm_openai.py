@@ -127,7 +127,7 @@ def test_async_batch_with_bounded_concurrency_against_transformers_serve(served)
 @dataclass
 class Reply:
     status: int = 200
-    body: bytes | list[bytes] = b""  # a list is streamed piece by piece
+    body: bytes | list[bytes] | Iterator[bytes] = b""  # a list or iterator is streamed piece by piece
     headers: dict = field(default_factory=dict)
     hang: bool = False  # never answer (until the test ends)
 
@@ -165,14 +165,17 @@ def scripted() -> Iterator:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
-                pieces = reply.body if isinstance(reply.body, list) else [reply.body]
-                if not isinstance(reply.body, list):
+                pieces = [reply.body] if isinstance(reply.body, bytes) else reply.body
+                if isinstance(reply.body, bytes):
                     self.send_header("Content-Length", str(len(reply.body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for piece in pieces:
-                    self.wfile.write(piece)
-                    self.wfile.flush()
+                try:
+                    for piece in pieces:
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client hung up
 
             def log_message(self, *args):  # keep pytest output clean
                 pass
@@ -386,3 +389,105 @@ def test_sse_decoder_handles_comments_fields_and_multiline_data():
     decoder = SSEDecoder()
     lines = [": ping", "event: message", "id: 7", 'data: {"a":', "data: 1}", "", "data:[DONE]", ""]
     assert [d for line in lines if (d := decoder.feed(line)) is not None] == ['{"a":\n1}', "[DONE]"]
+
+
+# -- secrets and deadlines (issue 17) ------------------------------------------------------------------
+
+KEY = "sk-live-0123456789abcdef"
+
+
+def test_a_key_echoed_by_the_server_never_reaches_an_error_a_trace_or_the_screen(scripted, monkeypatch, tmp_path):
+    import yaml
+    from conftest import run_cli
+
+    monkeypatch.setenv("MY_LLM_KEY", KEY)
+    echo = json.dumps({"error": {"message": f"invalid key {KEY}"}}).encode()
+    server = scripted(Reply(401, echo, JSON))
+    llm = OpenAICompatible(model="m", base_url=server.base_url, api_key_env="MY_LLM_KEY")
+    for call in (lambda: llm.generate("hi"), lambda: list(llm.stream_text("hi")),
+                 lambda: asyncio.run(llm.agenerate("hi"))):
+        with pytest.raises(LLMError, match="HTTP 401: invalid key \\*\\*\\*") as caught:
+            call()
+        assert KEY not in str(caught.value)
+    retried = scripted(Reply(500, echo, JSON))
+    llm = OpenAICompatible(model="m", base_url=retried.base_url, api_key_env="MY_LLM_KEY", max_retries=1,
+                           retry_backoff_s=0.01)
+    with pytest.raises(LLMError) as caught:
+        llm.generate("hi")
+    assert KEY not in str(caught.value) and "invalid key ***" in str(caught.value)
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"llm": {"type": "OpenAICompatible", "model": "m", "base_url": server.base_url,
+                                              "api_key_env": "MY_LLM_KEY", "max_retries": 0}}))
+    trace = tmp_path / "t.jsonl"
+    proc = run_cli("run", str(config), "--task", "hi", "--json", "--trace", str(trace), env={"MY_LLM_KEY": KEY})
+    assert proc.returncode != 0 and "invalid key ***" in proc.stdout + proc.stderr
+    assert KEY not in proc.stdout + proc.stderr + trace.read_text()
+
+
+def test_a_key_given_as_api_key_env_or_api_key_is_refused_without_showing_it():
+    with pytest.raises(ConfigError, match="NAME of an environment variable") as caught:
+        OpenAICompatible(model="m", api_key_env=KEY)
+    assert KEY not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        OpenAICompatible(model="m", api_key_env="sk_live_0123456789abcdef")
+    assert "sk_live" not in str(caught.value)
+    with pytest.raises(ConfigError, match="api_key_env") as caught:
+        OpenAICompatible(model="m", api_key=KEY)
+    assert KEY not in str(caught.value)
+
+
+def keep_alive_forever(release: threading.Event) -> Iterator[bytes]:
+    while not release.wait(0.05):  # an SSE comment every 50 ms, never an event
+        yield b": keep-alive\n\n"
+
+
+def trickle_forever(release: threading.Event) -> Iterator[bytes]:
+    yield b"data: "
+    while not release.wait(0.05):
+        yield b"x"
+
+
+def test_keep_alive_comments_cannot_hold_a_stream_past_its_total_deadline(scripted):
+    release = threading.Event()
+    try:
+        server = scripted(Reply(200, keep_alive_forever(release), EVENTS))
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
+        with pytest.raises(LLMError, match=r"total time limit of 0\.5 s \(total_timeout_s\)"):
+            list(llm.stream_text("hi"))
+
+        server = scripted(Reply(200, keep_alive_forever(release), EVENTS))  # a stream of its own
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
+
+        async def stream() -> list[str]:
+            return [delta async for delta in llm.astream_text("hi")]
+
+        with pytest.raises(LLMError, match="total_timeout_s"):
+            asyncio.run(stream())
+
+        server = scripted(Reply(200, trickle_forever(release), EVENTS))  # bytes, never a whole line
+        llm = OpenAICompatible(model="m", base_url=server.base_url, timeout=5, total_timeout_s=0.5, max_retries=0)
+        with pytest.raises(LLMError, match="total_timeout_s"):
+            list(llm.stream_text("hi"))
+    finally:
+        release.set()
+
+
+def test_retry_after_waits_are_capped_and_count_against_the_deadline(scripted):
+    busy = Reply(429, b'{"error": {"message": "busy"}}', {**JSON, "Retry-After": "100000"})
+    server = scripted(busy, Reply(200, completion_body("hello"), JSON))
+    llm = OpenAICompatible(model="m", base_url=server.base_url, max_retry_wait_s=0.01, keep_special_tokens=False)
+    assert llm.generate("hi") == "hello"  # waited 0.01 s, not 100000 s
+    server = scripted(busy)
+    llm = OpenAICompatible(model="m", base_url=server.base_url, total_timeout_s=5, keep_special_tokens=False)
+    with pytest.raises(LLMError, match=r"waiting 30\.0 s more would pass the request's total time limit of 5 s"):
+        llm.generate("hi")
+    assert len(server.requests) == 1
+
+
+def test_stream_lines_split_on_crlf_cr_and_lf_even_across_chunks():
+    from inkagent.llms.lines import LineSplitter
+
+    chunks = ["data: a\r", "\ndata: b\rdata: c\n", "\n", "data: \u2028d", "\r\n\r\ndata: e"]
+    lines = list(LineSplitter().lines(iter(chunks), lambda: None))
+    assert lines == ["data: a", "data: b", "data: c", "", "data: \u2028d", "", "data: e"]

@@ -414,9 +414,23 @@ def test_persona_configs_run_in_the_repl(persona, tmp_path):
     assert proc.stdout.splitlines() == ["俺老猪来也！", "this agent has no tools", "吃饭去！"]
     records = trace_records(trace)  # written by the REPL for an agent that writes none
     assert [r["text"] for r in records if r["type"] == "user"] == ["你是谁？", "去哪儿？"]
-    last_prompt = [r for r in records if r["type"] == "prompt"][-1]["messages"]
+    from inkagent.trace import read_records  # prompts are stored as what they add: made whole here
+
+    last_prompt = [r for r in read_records(trace) if r["type"] == "prompt"][-1]["messages"]
     assert [m["content"] for m in last_prompt if m["role"] != "system"] == [
         "你是谁？",
         "俺老猪来也！",
         "去哪儿？",
     ]
+
+
+def test_save_never_replaces_a_file_unless_asked_with_save_bang(tmp_path):
+    config = write_config(tmp_path / "c.yaml", ["Hello.<|im_end|>"], [])
+    keep = tmp_path / "notes.json"
+    keep.write_text("my notes")
+    lines = f"hi\n/save {keep}\n/save! {keep}\n"
+    proc = run_cli("chat", str(config), "--trace", str(tmp_path / "t.jsonl"), input=lines)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{keep} exists: /save! {keep} replaces it" in proc.stdout + proc.stderr
+    saved = json.loads(keep.read_text())  # replaced only by /save!
+    assert [m["content"] for m in saved["messages"]] == ["hi", "Hello."]

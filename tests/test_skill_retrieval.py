@@ -137,3 +137,27 @@ def test_missing_gallery_and_empty_gallery(tmp_path, embedder):
     executor = ActionExecutor([ImageRetrieval(index=index_of(tmp_path / "empty", embedder))])
     result = executor.run(ToolCall(name="ImageRetrieval", arguments={"query": "anything"}))
     assert not result.ok and "no (other) images" in result.error
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels (a decompression bomb to whoever decodes it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_self_symlink_and_a_decompression_bomb_are_skipped_with_a_warning(gallery_dir, embedder, caplog):  # noqa: F811
+    (gallery_dir / "loop.png").symlink_to("loop.png")
+    (gallery_dir / "bomb.png").write_bytes(_png_header_only(20000, 20000))
+    with caplog.at_level(logging.WARNING):
+        index = index_of(gallery_dir, embedder)
+        report = index.update()
+    assert sorted(report.failed) == ["bomb.png", "loop.png"]
+    assert "too many pixels" in report.failed["bomb.png"] and "symbolic links" in report.failed["loop.png"]
+    assert report.embedded == 8 and "loop.png" in caplog.text and "bomb.png" in caplog.text
+    assert len(index.search("a red sun", top_k=3)) == 3

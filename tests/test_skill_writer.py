@@ -279,3 +279,20 @@ def test_write_command(gallery_dir, tiny_clip_dir, tmp_path):  # noqa: F811
     tokens = MarkdownIt("commonmark").parse((out / "article.md").read_text(encoding="utf-8"))
     images = [child for t in tokens if t.children for child in t.children if child.type == "image"]
     assert len(images) == 2 and all((out / img.attrs["src"]).is_file() for img in images)
+    # a second run into the same folder is refused before the model runs; --force replaces
+    before = (out / "article.md").read_bytes()
+    again = run_cli("write", TITLE, "--config", str(config), "--out", str(out), "--gallery", str(gallery_dir))
+    assert again.returncode == 2 and "--force" in again.stderr and "article.md" in again.stderr
+    assert (out / "article.md").read_bytes() == before
+
+
+def test_saving_into_a_folder_with_an_article_writes_beside_it_unless_told_to_replace(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "article.html").write_text("the user's page")
+    writer = IllustratedWriter(text_llm({1: "甲"}), num_images=1, out_dir=tmp_path)
+    article = writer.write({"title": TITLE, "out_dir": str(tmp_path / "mine")})
+    assert (tmp_path / "mine" / "article.html").read_text() == "the user's page"
+    assert article.folder == tmp_path / "mine-2" and (article.folder / "article.md").exists()
+    replaced = IllustratedWriter(text_llm({1: "甲"}), num_images=1, out_dir=tmp_path).write(
+        {"title": TITLE, "out_dir": str(tmp_path / "mine"), "overwrite": True})  # what `write --force` asks
+    assert replaced.folder == tmp_path / "mine" and "user's page" not in (tmp_path / "mine" / "article.html").read_text()

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ActionError
 from ..schema import ActionResult, ToolCall, ToolSpec
 from .base import BoundApi, bind_apis
+from .capture import capture_output
+from .output import CutOutput
 from .tool import call_maybe_async, describe_validation_error
 
 logger = logging.getLogger(__name__)
@@ -228,13 +230,33 @@ class ActionExecutor:
 
     def _finish(self, call: ToolCall, output: Any, started: float) -> ActionResult:
         result = _to_result(call, output)
-        if len(result.output) > self.max_output_chars:
-            total = len(result.output)
-            result.output = (
-                result.output[: self.max_output_chars]
-                + f"\n... [output cut: {total} characters in all, only the first {self.max_output_chars} shown]"
-            )
+        result.output = self._cut(result.output)
         result.duration_s = time.perf_counter() - started
+        return result
+
+    def _cut(self, text: str) -> str:
+        if len(text) <= self.max_output_chars:
+            return text
+        return (
+            text[: self.max_output_chars]
+            + f"\n... [output cut: {len(text)} characters in all, only the first {self.max_output_chars} shown]"
+        )
+
+    def _with_printed(self, result: ActionResult, printed: str) -> ActionResult:
+        """`result` with what the tool printed before it: printed text first, as in a notebook."""
+        printed = printed.rstrip("\n")
+        if not printed:
+            return result
+        after = result.error if result.error is not None else result.output
+        room = self.max_output_chars - len(after) - 1
+        if len(printed) > room:  # keep the result whole: the printed text gives way (its middle goes)
+            cut = CutOutput(max(room, self.max_output_chars // 4))
+            cut.add(printed)
+            printed = cut.text().rstrip("\n")
+        if result.error is not None:
+            result.error = f"{printed}\n{result.error}"
+        else:
+            result.output = self._cut(f"{printed}\n{result.output}" if result.output else printed)
         return result
 
 
@@ -307,17 +329,33 @@ class _Job:
         _WORKERS.submit(self._target)
 
     def _target(self) -> None:
-        call = self.call
+        call, name = self.call, self._bound.spec.name
         try:
-            output = call_maybe_async(self._bound.fn, **self._arguments)
-            self.result = self.executor._finish(call, output, self._start_time)
-        except ActionError as exc:
-            self.result = _failure(call, "tool_error", f"{self._bound.spec.name} failed: {exc}")
-        except Exception as exc:  # a tool bug must not end the run: the model hears about it
-            logger.debug("tool %s raised", call.name, exc_info=True)
-            self.result = _failure(call, "tool_error", f"{self._bound.spec.name} raised {type(exc).__name__}: {exc}")
-        self.result.duration_s = time.perf_counter() - self._start_time
-        self._done.set()
+            with capture_output(self.executor.max_output_chars) as printed:
+                try:
+                    output = call_maybe_async(self._bound.fn, **self._arguments)
+                    self.result = self.executor._finish(call, output, self._start_time)
+                except ActionError as exc:
+                    self.result = _failure(call, "tool_error", f"{name} failed: {exc}")
+                except Exception as exc:  # a tool bug must not end the run: the model hears about it
+                    logger.debug("tool %s raised", call.name, exc_info=True)
+                    self.result = _failure(call, "tool_error", f"{name} raised {type(exc).__name__}: {exc}")
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                        raise  # Ctrl-C while the call runs on the agent's thread: cancel the turn
+                    # SystemExit, GeneratorExit, a custom BaseException...: it would end the thread
+                    # silently and leave the caller waiting for the whole time limit
+                    logger.debug("tool %s raised a BaseException", call.name, exc_info=True)
+                    self.result = _failure(
+                        call,
+                        "tool_error",
+                        f"{name} raised {type(exc).__name__}{_detail(exc)}, which is not an Exception: "
+                        "the tool tried to end its thread or the program; the call was stopped.",
+                    )
+            self.result = self.executor._with_printed(self.result, printed.text())
+            self.result.duration_s = time.perf_counter() - self._start_time
+        finally:
+            self._done.set()
 
     def wait(self) -> None:
         limit = self.limit_s
@@ -345,14 +383,45 @@ def _to_result(call: ToolCall, output: Any) -> ActionResult:
         text = ""
     elif isinstance(output, str):
         text = output
+    elif isinstance(output, bytes | bytearray | memoryview):
+        text = _decode(output)
     elif isinstance(output, BaseModel):
         text = output.model_dump_json()
     else:
         try:
-            text = json.dumps(output, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
+            text = json.dumps(output, ensure_ascii=False, default=_jsonable)
+        except (TypeError, ValueError, RecursionError):
             text = str(output)
     return ActionResult(name=call.name, arguments=call.arguments, output=text, call_id=call.id)
+
+
+def _decode(data: bytes | bytearray | memoryview) -> str:
+    """Bytes as the text they hold (UTF-8), else a short note of their size."""
+    data = bytes(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(data)} bytes>"
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON form for values json does not know (bytes, models, dataclasses, sets...), else their str."""
+    import dataclasses
+
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _decode(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc)
+    return f" ({text})" if text else ""
 
 
 def _props(spec: ToolSpec) -> dict[str, Any]:

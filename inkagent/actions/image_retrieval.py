@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ActionError, LLMError
+from ..llms.progress import quiet_weight_loading
 from ..schema import ActionResult
 from .base import Action
 
@@ -97,8 +98,9 @@ class ClipEmbedder:
         if not os.path.isdir(source) and hub_offline():
             kwargs["local_files_only"] = True
         try:
-            self.processor = AutoProcessor.from_pretrained(source, **kwargs)
-            self.model = AutoModel.from_pretrained(source, **kwargs)
+            with quiet_weight_loading():  # no "Loading weights" bar on every start
+                self.processor = AutoProcessor.from_pretrained(source, **kwargs)
+                self.model = AutoModel.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
             raise LLMError(f"cannot load the image-text model {model!r}: {exc}") from exc
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
@@ -251,13 +253,19 @@ class GalleryIndex:
             present = self.scan()
             for rel in present:
                 path = self.gallery / rel
-                stat = path.stat()
-                old = cached.get(rel)
-                if old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-                    entries[rel], vectors[rel] = old, rows[rel]
-                    report.unchanged += 1
+                try:
+                    stat = path.stat()
+                    old = cached.get(rel)
+                    if old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                        entries[rel], vectors[rel] = old, rows[rel]
+                        report.unchanged += 1
+                        continue
+                    entry = _Entry(stat.st_size, stat.st_mtime_ns, _sha256(path))
+                except OSError as exc:  # a symlink to itself (ELOOP), a dangling link, no permission
+                    reason = f"cannot read {path}: {exc.strerror or exc}"
+                    logger.warning("skipping %s: %s", rel, reason)
+                    report.failed[rel] = reason
                     continue
-                entry = _Entry(stat.st_size, stat.st_mtime_ns, _sha256(path))
                 if old is not None and old.sha256 == entry.sha256:  # touched, not changed
                     entries[rel], vectors[rel] = entry, rows[rel]
                     report.unchanged += 1

@@ -5,6 +5,10 @@ with its own working directory, a wall-clock time limit per call and a memory li
 from call to call. The agent talks to the kernel over ZeroMQ (jupyter_client), so calls work from any
 thread: no signal handler is installed in the agent's process.
 
+The kernel gets a minimal environment (`kernel_environment`): the agent's API keys and tokens are not
+passed on; HOME is the working directory. It runs under a subreaper (`inkagent.subreaper`), so `close()`
+kills every process the code started, including ones that detached or double-forked.
+
 This is isolation from the agent, not a security sandbox: the code runs with the agent user's rights
 and can read files and reach the network. Run the whole agent in a container to contain it.
 """
@@ -27,13 +31,15 @@ import tempfile
 import threading
 import time
 import weakref
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from ..errors import ActionError, MissingDependency, require
 from ..schema import ActionResult
+from ..subreaper import program_pid, spawn_reaped, terminate_reaped
 from .base import Action
+from .kernel_env import KERNEL_ENV_ALLOWLIST, extra_env, kernel_environment  # noqa: F401
+from .output import OutputBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 _FENCED = re.compile(r"\A\s*```[\w+-]*[^\S\n]*\n(?P<code>.*?)\n?```\s*\Z", re.DOTALL)
 _IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
 _POLL_S = 0.25  # how often a waiting call checks that the kernel process is still alive
+_RESIGNAL_S = 1.0  # how often an interrupt is repeated while the cell has not stopped
 
 
 def strip_ansi(text: str) -> str:
@@ -123,55 +130,16 @@ def _unfence(code: str) -> str:
     return match.group("code") if match else code
 
 
-class _Output:
-    """The call's output in arrival order, cut in the middle once it passes `limit` characters.
-
-    Only the head and a rolling tail are kept, so a cell printing gigabytes costs no memory; the tail
-    matters because tracebacks come last.
-    """
-
-    def __init__(self, limit: int):
-        self.head_limit = max(0, limit * 2 // 3)
-        self.tail_limit = max(0, limit - self.head_limit)
-        self.head: list[str] = []
-        self.head_len = 0
-        self.tail: deque[str] = deque()
-        self.tail_len = 0
-        self.total = 0
-        self.last_char = "\n"
-
-    def add(self, text: str, *, block: bool = False) -> None:
-        """Append `text`; a `block` (a result, a traceback) starts on a line of its own."""
-        if not text:
-            return
-        if block and self.last_char != "\n":
-            text = "\n" + text
-        self.total += len(text)
-        self.last_char = text[-1]
-        room = self.head_limit - self.head_len
-        if room > 0:
-            self.head.append(text[:room])
-            self.head_len += min(room, len(text))
-            text = text[room:]
-        if text:
-            self.tail.append(text)
-            self.tail_len += len(text)
-            while self.tail and self.tail_len - len(self.tail[0]) >= self.tail_limit:
-                self.tail_len -= len(self.tail.popleft())
-
-    def text(self) -> str:
-        head, tail = "".join(self.head), "".join(self.tail)
-        if self.total <= self.head_limit + self.tail_limit:
-            return head + tail
-        note = f"\n... [output cut: {self.total} characters in all; the middle was dropped] ...\n"
-        keep = max(0, self.tail_limit - len(note))
-        return head + note + (tail[-keep:] if keep else "")
-
-
 class _Kernel:
     """One kernel process and the client connected to it. Holds no reference to the interpreter."""
 
-    def __init__(self, work_dir: Path, memory_limit_mb: int | None, startup_timeout_s: float):
+    def __init__(
+        self,
+        work_dir: Path,
+        memory_limit_mb: int | None,
+        startup_timeout_s: float,
+        extra_env: dict[str, str] | None = None,
+    ):
         require("jupyter_client", "jupyter_client ipykernel")
         if importlib.util.find_spec("ipykernel") is None:  # the kernel process imports it, not this one
             raise MissingDependency("ipykernel is not installed: pip install ipykernel")
@@ -185,18 +153,15 @@ class _Kernel:
         connection_file, _ = write_connection_file(
             str(self.runtime_dir / "kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
         )
-        env = {
-            **os.environ,
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures come back as PNG displays
-            "JPY_PARENT_PID": str(os.getpid()),  # ipykernel exits when this process dies, even by SIGKILL
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        }
+        env = kernel_environment(work_dir, extra_env)
+        env["JPY_PARENT_PID"] = str(os.getpid())  # ipykernel exits when this process dies, even by SIGKILL
         if memory_limit_mb:
             env["INKAGENT_KERNEL_MEMORY_BYTES"] = str(int(memory_limit_mb * 1024 * 1024))
         self.log_path = self.runtime_dir / "kernel.log"
         argv = [sys.executable, "-c", _LAUNCHER, "-f", connection_file, "--HistoryManager.enabled=False"]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            # under a subreaper: close() reaps every process the code started, detached ones too
+            self.process = spawn_reaped(
                 argv,
                 cwd=work_dir,
                 env=env,
@@ -286,28 +251,8 @@ class _Kernel:
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _terminate(self) -> None:
-        process = self.process
-        if os.name == "posix":
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(process.pid, sig)  # the group: subprocesses the code started go too
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(timeout=2)
-                    if sig == signal.SIGTERM:  # the kernel is gone; still sweep what is left of its group
-                        os.killpg(process.pid, signal.SIGKILL)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-                except ProcessLookupError:
-                    break
-        else:
-            process.kill()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            logger.warning("the kernel process %s did not exit", process.pid)
+        """Kill the kernel and every process below it (detached and double-forked ones too)."""
+        terminate_reaped(self.process, grace_s=5.0)
 
 
 class _Resources:
@@ -345,6 +290,7 @@ class IPythonInterpreter(Action):
         max_output_chars: int = 8000,
         startup_timeout_s: float = 60.0,
         interrupt_grace_s: float = 3.0,
+        env: list[str] | dict[str, str] | None = None,
         *,
         timeout: float | None = None,
         user_data_dir: str | None = None,
@@ -363,6 +309,9 @@ class IPythonInterpreter(Action):
             max_output_chars: longer output is cut in the middle, with a note.
             startup_timeout_s: how long a kernel may take to start.
             interrupt_grace_s: how long an interrupted call may take to stop.
+            env: more environment variables for the kernel: names (copied from the agent's
+                environment) or a mapping. The kernel gets only these and the harmless variables of
+                `KERNEL_ENV_ALLOWLIST`, so secrets in the agent's environment stay out of its reach.
             user_data_dir: lagent's keyword: the code runs in `os.path.dirname(user_data_dir)` (lagent's
                 rule) instead of `work_dir`; "ENV" reads the `USER_DATA_DIR` environment variable
                 (lagent's default; inkagent's is None, the working directory).
@@ -382,6 +331,7 @@ class IPythonInterpreter(Action):
         self.max_output_chars = max_output_chars
         self.startup_timeout_s = startup_timeout_s
         self.interrupt_grace_s = interrupt_grace_s
+        self.env = extra_env(env)
         self._work_dir_arg = Path(work_dir).expanduser().resolve() if work_dir is not None else None
         # the interpreter enforces its own limit (interrupt, then restart): an executor must not abandon
         # a call while the kernel still runs it
@@ -391,6 +341,9 @@ class IPythonInterpreter(Action):
         self._finalizer = weakref.finalize(self, self._resources.release)
         self._figures = 0
         self._work_dir: Path | None = None
+        self._busy = False  # a call is running (set under the lock)
+        self._running_msg: str | None = None  # the execute request of the running call
+        self._interrupt = threading.Event()  # the user asked to stop the running call
 
     # -- the working directory and the kernel -------------------------------------------------
     @property
@@ -409,7 +362,7 @@ class IPythonInterpreter(Action):
     def kernel_pid(self) -> int | None:
         """The kernel's process id, or None while no kernel runs."""
         kernel = self._resources.kernel
-        return kernel.process.pid if kernel is not None and kernel.alive() else None
+        return program_pid(kernel.process) if kernel is not None and kernel.alive() else None
 
     def _kernel(self) -> _Kernel:
         kernel = self._resources.kernel
@@ -418,7 +371,7 @@ class IPythonInterpreter(Action):
         if kernel is not None:
             self._resources.stop_kernel()
         started = time.perf_counter()
-        kernel = _Kernel(self._code_dir or self.work_dir, self.memory_limit_mb, self.startup_timeout_s)
+        kernel = _Kernel(self._code_dir or self.work_dir, self.memory_limit_mb, self.startup_timeout_s, self.env)
         self._resources.kernel = kernel
         try:
             setup = self._execute(kernel, _SETUP_CELL, self.startup_timeout_s, silent=True)
@@ -443,11 +396,45 @@ class IPythonInterpreter(Action):
     def interrupt(self) -> None:
         """Stop the code running now (KeyboardInterrupt in the kernel); variables are kept.
 
-        The REPL calls this when the user cancels a turn with Ctrl-C.
+        The call ends with an error saying it was interrupted, wherever the interrupt lands (even just
+        before the cell starts: the interrupt is repeated until the cell stops). Does nothing while no
+        call runs. The REPL calls this when the user cancels a turn with Ctrl-C.
         """
-        kernel = self._resources.kernel
-        if kernel is not None and kernel.alive():
-            kernel.interrupt()
+        if self._busy:
+            self._interrupt.set()
+
+    def _stop_abandoned_cell(self) -> None:
+        """Interrupt the cell a call stopped waiting for, and wait until the kernel is idle again (else
+        the kernel would abort the next call, queued behind a cell that ends in an error)."""
+        kernel, msg_id = self._resources.kernel, self._running_msg
+        if kernel is None or msg_id is None or not kernel.alive():
+            return
+        deadline = time.monotonic() + self.interrupt_grace_s
+        signalled_at = -math.inf
+        while time.monotonic() < deadline:
+            if time.monotonic() - signalled_at >= _RESIGNAL_S:
+                signalled_at = time.monotonic()
+                try:
+                    kernel.interrupt()
+                except OSError:
+                    break
+            try:
+                msg = kernel.client.iopub_channel.get_msg(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+            ):
+                kernel.reply(msg_id, 1.0)
+                return
+        self._resources.stop_kernel()  # it would not stop: start clean on the next call
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is running now."""
+        return self._busy
 
     def close(self) -> None:
         """Shut the kernel down and delete the working directory if this interpreter made it."""
@@ -479,8 +466,17 @@ class IPythonInterpreter(Action):
         """
         code = _unfence(command)
         with self._lock:
-            kernel = self._kernel()
-            outcome = self._execute(kernel, code, self.timeout_s)
+            self._interrupt.clear()
+            self._busy = True
+            try:
+                kernel = self._kernel()
+                outcome = self._execute(kernel, code, self.timeout_s)
+            except BaseException:  # e.g. Ctrl-C on this thread: the cell must not run on unwatched
+                self._stop_abandoned_cell()
+                raise
+            finally:
+                self._busy = False
+                self._interrupt.clear()
         return self._result(command, outcome)
 
     def lagent_args(self, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -495,29 +491,40 @@ class IPythonInterpreter(Action):
         msg_id = client.execute(
             code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
         )
-        output = _Output(self.max_output_chars)
+        self._running_msg = msg_id
+        output = OutputBuffer(self.max_output_chars)
         files: list[str] = []
         outcome: dict[str, Any] = {"status": "ok", "files": files}
         started = time.monotonic()
         deadline = None if timeout_s is None else started + timeout_s
         interrupted_at: float | None = None
+        signalled_at = -math.inf
+        stopped = False  # the cell reported its end (an error or its reply): no more interrupts
         while True:
             now = time.monotonic()
-            if interrupted_at is not None and now - interrupted_at > self.interrupt_grace_s:
-                self._resources.stop_kernel()  # it ignored the interrupt
-                outcome.update(status="timeout", restarted=True)
-                break
-            if interrupted_at is None and deadline is not None and now >= deadline:
-                interrupted_at = now
-                outcome["status"] = "timeout"
-                try:
-                    kernel.interrupt()
-                except OSError:
-                    self._resources.stop_kernel()
+            if interrupted_at is None and not silent:
+                if self._interrupt.is_set():
+                    interrupted_at, outcome["status"] = now, "interrupted"
+                elif deadline is not None and now >= deadline:
+                    interrupted_at, outcome["status"] = now, "timeout"
+            if interrupted_at is not None:
+                if now - interrupted_at > self.interrupt_grace_s:
+                    self._resources.stop_kernel()  # it ignored the interrupt
                     outcome["restarted"] = True
                     break
-                continue
-            wait = _POLL_S if deadline is None or interrupted_at is not None else min(_POLL_S, deadline - now)
+                if not stopped and now - signalled_at >= _RESIGNAL_S:
+                    # repeated until the cell stops: one that lands before the cell starts is lost
+                    signalled_at = now
+                    try:
+                        kernel.interrupt()
+                    except OSError:
+                        self._resources.stop_kernel()
+                        outcome["restarted"] = True
+                        break
+            if interrupted_at is None and deadline is not None:
+                wait = min(_POLL_S, deadline - now)
+            else:
+                wait = _POLL_S
             try:
                 msg = client.iopub_channel.get_msg(timeout=max(0.0, wait))
             except queue.Empty:
@@ -530,13 +537,16 @@ class IPythonInterpreter(Action):
                 continue  # left over from an earlier, interrupted call
             kind, content = msg["msg_type"], msg["content"]
             if kind == "status" and content.get("execution_state") == "idle":
-                kernel.reply(msg_id, 5.0)  # take the shell reply off the socket
+                reply = kernel.reply(msg_id, 5.0)  # take the shell reply off the socket
+                if reply is not None and reply["content"].get("status") == "aborted" and outcome["status"] == "ok":
+                    outcome["status"] = "aborted"  # queued behind a cell that failed: it never ran
                 break
             if kind == "stream":
                 output.add(strip_ansi(content.get("text", "")))
             elif kind in ("execute_result", "display_data"):
                 self._add_display(content.get("data", {}), output, files)
             elif kind == "error":
+                stopped = True
                 if outcome["status"] == "ok":
                     outcome.update(
                         status="error", ename=content.get("ename", ""), evalue=content.get("evalue", "")
@@ -546,11 +556,12 @@ class IPythonInterpreter(Action):
                         content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"]
                     )
                     output.add(strip_ansi(traceback), block=True)
+        self._running_msg = None
         outcome["text"] = output.text()
         outcome["duration_s"] = time.monotonic() - started
         return outcome
 
-    def _add_display(self, data: dict[str, Any], output: _Output, files: list[str]) -> None:
+    def _add_display(self, data: dict[str, Any], output: OutputBuffer, files: list[str]) -> None:
         for mime, suffix in _IMAGE_TYPES.items():
             if mime in data:
                 files.append(str(self._save_image(data[mime], suffix)))
@@ -590,6 +601,16 @@ class IPythonInterpreter(Action):
             error_type = "tool_error"
         elif status == "error":
             message, error_type = "", "tool_error"
+        elif status == "interrupted":
+            if outcome.get("restarted"):
+                tail = "it did not stop, so the kernel was restarted: variables and imports are lost."
+            else:
+                tail = "variables defined before are kept."
+            message = f"Interrupted: the code was stopped by the user (KeyboardInterrupt); {tail}"
+            error_type = "interrupted"
+        elif status == "aborted":
+            message = "The kernel did not run the code (it aborted it after an earlier error); run it again."
+            error_type = "tool_error"
         elif status == "timeout":
             if outcome.get("restarted"):
                 tail = "it did not stop when interrupted, so the kernel was restarted: variables and imports are lost."

@@ -198,6 +198,7 @@ class WriteRequest:
     material: str | None = None
     num_images: int | None = None
     out_dir: str | None = None
+    overwrite: bool = False  # replace article.md / article.html already in out_dir
 
 
 # -- the agent ------------------------------------------------------------------------------------
@@ -490,11 +491,20 @@ class IllustratedWriter(SkillAgent):
             blocks.insert(0, f"# {title}")
         return "\n\n".join(blocks) + "\n"
 
-    def save(self, article: Article, folder: str | os.PathLike[str] | None = None) -> Path:
-        """Write `article.md`, `article.html` and `images/` to `folder` (default: a new folder under `out_dir`)."""
-        target = (
-            Path(folder) if folder is not None else _unique_folder(self.out_dir, article.title or "article")
-        )
+    def save(
+        self, article: Article, folder: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> Path:
+        """Write `article.md`, `article.html` and `images/` to `folder` (default: a new folder under `out_dir`).
+
+        A `folder` that already holds an article is not overwritten unless `overwrite`: the article goes
+        to a numbered folder beside it (`folder-2`, ...), which is returned.
+        """
+        if folder is None:
+            target = _unique_folder(self.out_dir, article.title or "article")
+        else:
+            target = Path(folder)
+            if not overwrite and existing_article_files(target):
+                target = _unique_folder(target.parent, target.name)
         images_dir = target / "images"
         images_dir.mkdir(parents=True, exist_ok=True)
         names: dict[int, str] = {}
@@ -557,7 +567,7 @@ class IllustratedWriter(SkillAgent):
             yield AgentError(kind="tool_error", message=article.problems[-1])
         call = ToolCall(name=f"{self.name}.save", arguments={"folder": request.out_dir})
         yield ToolCallStarted(call=call)
-        folder = self.save(article, request.out_dir)
+        folder = self.save(article, request.out_dir, overwrite=request.overwrite)
         files = [str(folder / "article.md"), str(folder / "article.html")]
         yield ToolResult(
             call=call,
@@ -736,6 +746,11 @@ def _request(message: str | dict | WriteRequest) -> WriteRequest:
 def _fallback_query(segment: str) -> str:
     """A retrieval query from a segment when the model gave no caption (CLIP reads ~77 tokens)."""
     return segment.lstrip("# ").strip()[:60]
+
+
+def existing_article_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The files of `folder` that saving an article there would replace (article.md, article.html)."""
+    return [path for path in (Path(folder) / "article.md", Path(folder) / "article.html") if path.exists()]
 
 
 def _unique_folder(root: Path, title: str) -> Path:

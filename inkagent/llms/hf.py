@@ -31,6 +31,7 @@ from ..errors import InkAgentError, LLMError, MissingDependency
 from .base import LLM, GenerationStats, Prompt, resolve_meta_template
 from .internlm2_native import internlm2_native_config, load_error
 from .meta_template import INTERNLM2_META
+from .progress import quiet_weight_loading
 from .stopping import cut_at_stop, normalize_stop_words
 
 if TYPE_CHECKING:
@@ -191,7 +192,8 @@ class HFTransformer(LLM):
         if not local and offline:
             kwargs["local_files_only"] = True  # never wait on the network when told we are offline
         try:
-            return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
+            with quiet_weight_loading():  # no "Loading weights" bar on every start
+                return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
         except OSError as exc:
             if local:
                 raise LLMError(f"cannot load the {what} from {source}: {exc}") from exc

@@ -13,7 +13,8 @@ Two ways to talk to the server:
 Requests stream over server-sent events when asked, time out, and are retried with exponential
 backoff on 429, 5xx and connection errors (`Retry-After` is honoured). Stop words are also cut on our
 side, since not every server removes them. `agenerate`, `astream_text` and `generate_many` (bounded
-concurrency) serve batches and benchmarks. The API key is read from the environment variable named
+concurrency, over several small connection pools) serve batches and benchmarks. `base_url` may list
+the replicas of one model; requests are spread over them (`replicas.py`). The API key is read from the environment variable named
 by `api_key_env`, never from a config file.
 """
 
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import itertools
 import json
 import logging
-import os
 import random
+import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +38,11 @@ import httpx
 
 from ..errors import ConfigError, LLMError
 from ..schema import ToolCallChunk
+from .apikey import API_KEY_IN_CONFIG, read_api_key
 from .base import LLM, GenerationStats, Prompt
+from .lines import LineSplitter
 from .meta_template import INTERNLM2_META
+from .replicas import Replica, ReplicaSet, normalize_base_urls
 from .stopping import StopTextFilter, cut_at_stop, normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -43,7 +50,12 @@ logger = logging.getLogger(__name__)
 Mode = Literal["completions", "chat"]
 #: Statuses worth another try: rate limited, or the server is (temporarily) failing.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_MAX_RETRY_AFTER_S = 60.0
+#: Requests in flight per async connection pool in `acomplete_many`. httpcore's pool scans all its
+#: connections on every request event (quadratic in the pool's size), so many requests in flight are
+#: spread over several small pools rather than one big one.
+_SHARD_SIZE = 4
+#: Blocking pools: threads (`inkagent bench --concurrency N`, batch runs) are dealt out over this many.
+_SYNC_SHARDS = 8
 
 
 @dataclass
@@ -212,12 +224,21 @@ class OpenAICompatible(LLM):
 
     Args:
         model: the model name the server knows (vLLM: the `--served-model-name` or the path).
-        base_url: the API root including `/v1`, e.g. `http://127.0.0.1:23333/v1`.
+        base_url: the API root including `/v1`, e.g. `http://127.0.0.1:23333/v1`; or a list of them,
+            the replicas of one model (data-parallel vLLM / LMDeploy servers): each request goes to
+            the replica with the fewest requests in flight, and one that fails (connection error,
+            429, 5xx) is avoided for a while and the request is sent to another.
         api_key_env: name of the environment variable holding the API key (none sent if None).
         mode: "completions" (inkagent renders the prompt) or "chat" (the server does).
         timeout: seconds to wait for the server (connect, and between bytes of a stream).
-        max_retries: extra attempts after a 429, a 5xx or a connection error.
+        total_timeout_s: the most one request may take in all, retries and their waits included
+            (`None` for no limit): a server that keeps a stream open with keep-alive comments, or
+            trickles tokens forever, cannot hold the agent past it.
+        max_retries: extra attempts after a 429, a 5xx or a connection error (with replicas: extra
+            rounds after every replica failed; a failed request first moves to another replica
+            without waiting).
         retry_backoff_s: the first wait between attempts; it doubles each time (with jitter).
+        max_retry_wait_s: the longest wait between attempts, whatever `Retry-After` asks for.
         extra_body: more fields for every request, for server-specific options (vLLM's `top_k`,
             `repetition_penalty`...). Only standard OpenAI fields are sent otherwise, because some
             servers (transformers serve) reject unknown ones.
@@ -233,13 +254,15 @@ class OpenAICompatible(LLM):
     def __init__(
         self,
         model: str = "",
-        base_url: str = "http://127.0.0.1:8000/v1",
+        base_url: str | Sequence[str] = "http://127.0.0.1:8000/v1",
         api_key_env: str | None = None,
         mode: Mode = "completions",
         *,
         timeout: float = 60.0,
+        total_timeout_s: float | None = 600.0,
         max_retries: int = 3,
         retry_backoff_s: float = 0.5,
+        max_retry_wait_s: float = 30.0,
         extra_body: dict | None = None,
         keep_special_tokens: bool | None = None,
         meta_template: list[dict] | None = INTERNLM2_META,
@@ -248,13 +271,20 @@ class OpenAICompatible(LLM):
     ):
         if mode not in ("completions", "chat"):
             raise ConfigError(f"mode must be 'completions' or 'chat', not {mode!r}")
+        if "api_key" in kwargs:
+            raise ConfigError(API_KEY_IN_CONFIG)
+        key = read_api_key(api_key_env)
         kwargs.pop("path", None)
         super().__init__(path=model, meta_template=meta_template, **kwargs)
         self.gen_params["do_sample"] = do_sample
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = normalize_base_urls(base_url)
+        self.base_url = self.base_urls[0]
+        self.replicas = ReplicaSet(self.base_urls, cooldown_s=max(retry_backoff_s, 0.05))
         self.mode: Mode = mode
         self.timeout = timeout
+        self.total_timeout_s = total_timeout_s
+        self.max_retry_wait_s = max_retry_wait_s
         self.max_retries = max(0, int(max_retries))
         self.retry_backoff_s = retry_backoff_s
         self.extra_body = dict(extra_body or {})
@@ -263,34 +293,94 @@ class OpenAICompatible(LLM):
         )
         self.api_key_env = api_key_env
         self.headers = {"Accept": "application/json"}
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ConfigError(f"the API key variable {api_key_env} is not set in the environment")
+        self._secrets: tuple[str, ...] = ()
+        if key:
             self.headers["Authorization"] = f"Bearer {key}"
+            self._secrets = tuple({key, json.dumps(key)[1:-1]})
         self.last_tool_calls: list[dict] = []
         self.last_finish_reason: str | None = None
-        self._client: httpx.Client | None = None
+        self._sync_clients: list[httpx.Client | None] = [None] * _SYNC_SHARDS
+        self._client_lock = threading.Lock()  # each blocking client is made once, by one thread
+        self._thread_slot = threading.local()
+        self._slots = itertools.count()
 
     # -- plumbing --------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """`text` with the API key replaced by `***` (servers echo keys in their error messages)."""
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _redacted(self, exc: BaseException) -> None:
+        """Scrub the key from `exc`'s message, in place (raise it again after)."""
+        if self._secrets and exc.args:
+            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+
+    def _deadline(self) -> float | None:
+        return None if self.total_timeout_s is None else time.monotonic() + self.total_timeout_s
+
+    def _check_deadline(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise LLMError(
+                f"the request to {self.endpoint} took longer than its total time limit of "
+                f"{self.total_timeout_s:g} s (total_timeout_s): the server kept it open without finishing"
+            )
+
+    def _retry_wait(self, attempt: int, response: httpx.Response | None, deadline: float | None, last: str) -> float:
+        """How long to wait before the next attempt; an error if that would pass the request's deadline."""
+        wait = self._backoff(attempt, response)
+        if deadline is not None and time.monotonic() + wait > deadline:
+            raise LLMError(
+                f"{self.endpoint}: {self.redact(last)}; gave up retrying: waiting {wait:.1f} s more would pass "
+                f"the request's total time limit of {self.total_timeout_s:g} s (total_timeout_s)"
+            )
+        logger.warning("%s: %s; retrying in %.1f s", self.endpoint, self.redact(last), wait)
+        return wait
+
+    @property
+    def _path(self) -> str:
+        return "chat/completions" if self.mode == "chat" else "completions"
+
     @property
     def endpoint(self) -> str:
-        return f"{self.base_url}/{'chat/completions' if self.mode == 'chat' else 'completions'}"
+        """The URL requests go to (with several replicas: the first one's; see `base_urls`)."""
+        return f"{self.base_url}/{self._path}"
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
 
+    def _limits(self, in_flight: int) -> httpx.Limits:
+        """Pool limits for `in_flight` concurrent requests: keep-alive connections to every replica."""
+        connections = max(1, in_flight) * len(self.base_urls)
+        return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout(), headers=self.headers)
-        return self._client
+        """The calling thread's blocking client (opened on first use).
+
+        Threads are dealt out round-robin over `_SYNC_SHARDS` clients, so that many threads do not
+        all share one pool (see `_SHARD_SIZE`); a single-threaded program uses one client.
+        """
+        slot = getattr(self._thread_slot, "index", None)
+        if slot is None:
+            slot = self._thread_slot.index = next(self._slots) % _SYNC_SHARDS
+        client = self._sync_clients[slot]
+        if client is None:
+            with self._client_lock:
+                client = self._sync_clients[slot]
+                if client is None:
+                    client = httpx.Client(timeout=self._timeout(), headers=self.headers, verify=_ssl_context())
+                    self._sync_clients[slot] = client
+        return client
 
     def close(self) -> None:
         """Close the HTTP connections (a later call opens new ones)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            clients, self._sync_clients = self._sync_clients, [None] * _SYNC_SHARDS
+        for client in clients:
+            if client is not None:
+                client.close()
 
     def __enter__(self) -> OpenAICompatible:
         return self
@@ -357,16 +447,57 @@ class OpenAICompatible(LLM):
     def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None and response.headers.get("retry-after"):
             try:
-                return min(float(response.headers["retry-after"]), _MAX_RETRY_AFTER_S)
+                return max(0.0, min(float(response.headers["retry-after"]), self.max_retry_wait_s))
             except ValueError:
                 pass  # an HTTP date: fall back to our own schedule
-        return self.retry_backoff_s * (2**attempt) * (1 + 0.1 * random.random())
+        return min(self.retry_backoff_s * (2**attempt) * (1 + 0.1 * random.random()), self.max_retry_wait_s)
 
     def _give_up(self, attempts: int, last: str) -> LLMError:
+        where = self.base_url if len(self.base_urls) == 1 else f"any of {', '.join(self.base_urls)}"
         return LLMError(
-            f"the OpenAI-compatible server at {self.base_url} did not answer ({last}) after {attempts} "
-            f"attempt(s); is it running, and is base_url right?"
+            f"the OpenAI-compatible server at {where} did not answer ({self.redact(last)}) after "
+            f"{attempts} attempt(s); is it running, and is base_url right?"
         )
+
+    def _transport_error(self, exc: httpx.TransportError) -> str:
+        """What went wrong on the wire, naming the limit when one was hit."""
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, httpx.TimeoutException):
+            text += f" (no answer within timeout={self.timeout:g} s)"
+        return text
+
+    def _round_over(self, failed: set[Replica]) -> bool:
+        """After a failed attempt: whether every replica failed since the last wait (then wait, or give up).
+
+        Otherwise the next attempt goes at once to a replica not yet tried in this round.
+        """
+        if len(failed) < len(self.replicas):
+            return False
+        failed.clear()
+        return True
+
+    def _taken(self, response: httpx.Response, replica: Replica) -> httpx.Response:
+        """A 2xx response: its replica stays counted in flight until `_close` / `_aclose`."""
+        response.extensions["inkagent_replica"] = replica
+        return response
+
+    def _close(self, response: httpx.Response) -> None:
+        """Close a response from `_send` and count its request out of its replica."""
+        try:
+            response.close()
+        finally:
+            replica = response.extensions.pop("inkagent_replica", None)
+            if replica is not None:
+                self.replicas.release(replica, failed=False)
+
+    async def _aclose(self, response: httpx.Response) -> None:
+        """Async `_close`."""
+        try:
+            await response.aclose()
+        finally:
+            replica = response.extensions.pop("inkagent_replica", None)
+            if replica is not None:
+                self.replicas.release(replica, failed=False)
 
     def _refuses_special_tokens_flag(self, response: httpx.Response, payload: dict) -> bool:
         """Whether the server rejected our `skip_special_tokens` field; if so, stop sending it."""
@@ -385,50 +516,80 @@ class OpenAICompatible(LLM):
 
     def _http_error(self, response: httpx.Response) -> LLMError:
         """The error for a final (non-retryable) HTTP error status."""
-        return LLMError(f"{self.endpoint} answered HTTP {response.status_code}: {_response_error(response)}")
+        return LLMError(
+            f"{self.endpoint} answered HTTP {response.status_code}: {self.redact(_response_error(response))}"
+        )
 
     # -- synchronous -----------------------------------------------------------------------------------
-    def _send(self, payload: dict) -> httpx.Response:
-        """POST with retries; returns an open (streamed) response with a 2xx status."""
+    def _send(self, payload: dict, deadline: float | None = None) -> httpx.Response:
+        """POST with retries (failing over between replicas) within `deadline` (a `time.monotonic()` time);
+        an open (streamed) 2xx response."""
         last = ""
-        for attempt in range(self.max_retries + 1):
+        failed: set[Replica] = set()
+        attempts = waits = 0
+        while True:
             response = None
+            replica = self.replicas.pick(avoid=failed)
+            attempts += 1
+            url = f"{replica.url}/{self._path}"
             try:
-                request = self.client.build_request("POST", self.endpoint, json=payload)
-                response = self.client.send(request, stream=True)
+                client = self.client
+                response = client.send(client.build_request("POST", url, json=payload), stream=True)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = self._transport_error(exc)
+            except BaseException:  # interrupted: the replica is not to blame
+                self.replicas.release(replica, failed=False)
+                raise
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
-                        return response
+                        return self._taken(response, replica)
+                    self.replicas.release(replica, failed=False)
                     response.read()
                     response.close()
                     if self._refuses_special_tokens_flag(response, payload):
-                        return self._send(payload)
+                        return self._send(payload, deadline)
                     raise self._http_error(response)
                 response.read()
                 response.close()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
+            self.replicas.release(replica, failed=True)
+            failed.add(replica)
+            if self._round_over(failed):
+                if waits >= self.max_retries:
+                    raise self._give_up(attempts, last)
+                wait = self._retry_wait(waits, response, deadline, last)
+                waits += 1
                 time.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+            else:
+                logger.warning("%s: %s; trying another replica", url, self.redact(last))
 
     def complete(self, inputs: Prompt, **gen_params) -> Completion:
         """One non-streamed request; the full answer with tool calls and stats."""
         payload, stop_words = self._payload(inputs, gen_params, stream=False)
         assembler = _Assembler(stop_words)
-        response = self._send(payload)
-        try:
-            response.read()
-        except httpx.TransportError as exc:
-            raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
-        finally:
-            response.close()
-        assembler.body(_json(response))
+        assembler.body(self.post_json(payload))
         return self._remember(assembler.result())
+
+    def post_json(self, payload: dict) -> dict:
+        """POST `payload` (a whole request body) to the endpoint, with retries and the total deadline, and
+        return the JSON answer. Raises `LLMError` (the key scrubbed from its message)."""
+        try:
+            deadline = self._deadline()
+            response = self._send(payload, deadline)
+            chunks = []
+            try:
+                for chunk in response.iter_bytes():
+                    self._check_deadline(deadline)
+                    chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
+            finally:
+                self._close(response)
+            return _json(b"".join(chunks))
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
 
     def stream_deltas(self, inputs: Prompt, **gen_params) -> Iterator[str | ToolCallChunk]:
         """Stream the answer as text deltas (`str`) and, in mode='chat', the streamed `tool_calls` pieces
@@ -439,12 +600,21 @@ class OpenAICompatible(LLM):
     def stream_text(self, inputs: Prompt, *, tool_deltas: bool = False, **gen_params) -> Iterator[Any]:
         """Stream the answer as text deltas (stop words cut); tool calls land in `last_tool_calls`
         (and are yielded as `ToolCallChunk`s too with `tool_deltas=True`, see `stream_deltas`)."""
+        try:
+            yield from self._stream_text(inputs, gen_params, tool_deltas)
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
+
+    def _stream_text(self, inputs: Prompt, gen_params: dict, tool_deltas: bool) -> Iterator[Any]:
         payload, stop_words = self._payload(inputs, gen_params, stream=True)
         assembler = _Assembler(stop_words)
-        response = self._send(payload)
+        deadline = self._deadline()
+        response = self._send(payload, deadline)
         decoder = SSEDecoder()
         try:
-            for line in response.iter_lines():
+            lines = LineSplitter()
+            for line in lines.lines(response.iter_text(), lambda: self._check_deadline(deadline)):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -471,7 +641,7 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"the stream from {self.endpoint} broke: {type(exc).__name__}: {exc}") from exc
         finally:
-            response.close()
+            self._close(response)
             self._remember(assembler.result())
 
     def generate(self, inputs: str | list[str], **gen_params) -> str | list[str]:
@@ -502,36 +672,59 @@ class OpenAICompatible(LLM):
         return completion
 
     # -- asynchronous ----------------------------------------------------------------------------------
-    def async_client(self) -> httpx.AsyncClient:
-        """A new async client with this backend's timeout and headers (close it when done)."""
-        return httpx.AsyncClient(timeout=self._timeout(), headers=self.headers)
+    def async_client(self, in_flight: int = 16) -> httpx.AsyncClient:
+        """A new async client with this backend's timeout and headers (close it when done).
 
-    async def _asend(self, client: httpx.AsyncClient, payload: dict) -> httpx.Response:
+        `in_flight`: the most requests it will carry at once (its pool keeps that many connections
+        alive to each replica). Creating one is cheap (the TLS settings are shared).
+        """
+        return httpx.AsyncClient(
+            timeout=self._timeout(), headers=self.headers, limits=self._limits(in_flight), verify=_ssl_context()
+        )
+
+    async def _asend(
+        self, client: httpx.AsyncClient, payload: dict, deadline: float | None = None
+    ) -> httpx.Response:
+        """Async `_send`."""
         last = ""
-        for attempt in range(self.max_retries + 1):
+        failed: set[Replica] = set()
+        attempts = waits = 0
+        while True:
             response = None
+            replica = self.replicas.pick(avoid=failed)
+            attempts += 1
+            url = f"{replica.url}/{self._path}"
             try:
-                request = client.build_request("POST", self.endpoint, json=payload)
+                request = client.build_request("POST", url, json=payload)
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = self._transport_error(exc)
+            except BaseException:  # cancelled: the replica is not to blame
+                self.replicas.release(replica, failed=False)
+                raise
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code < 400:
-                        return response
+                        return self._taken(response, replica)
+                    self.replicas.release(replica, failed=False)
                     await response.aread()
                     await response.aclose()
                     if self._refuses_special_tokens_flag(response, payload):
-                        return await self._asend(client, payload)
+                        return await self._asend(client, payload, deadline)
                     raise self._http_error(response)
                 await response.aread()
                 await response.aclose()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            if attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                logger.warning("%s: %s; retrying in %.1f s", self.endpoint, last, wait)
+            self.replicas.release(replica, failed=True)
+            failed.add(replica)
+            if self._round_over(failed):
+                if waits >= self.max_retries:
+                    raise self._give_up(attempts, last)
+                wait = self._retry_wait(waits, response, deadline, last)
+                waits += 1
                 await asyncio.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+            else:
+                logger.warning("%s: %s; trying another replica", url, self.redact(last))
 
     async def acomplete(
         self, inputs: Prompt, client: httpx.AsyncClient | None = None, **gen_params
@@ -540,17 +733,25 @@ class OpenAICompatible(LLM):
         if client is None:
             async with self.async_client() as own:
                 return await self.acomplete(inputs, client=own, **gen_params)
-        payload, stop_words = self._payload(inputs, gen_params, stream=False)
-        assembler = _Assembler(stop_words)
-        response = await self._asend(client, payload)
         try:
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
-        finally:
-            await response.aclose()
-        assembler.body(_json(response))
-        return assembler.result()
+            payload, stop_words = self._payload(inputs, gen_params, stream=False)
+            assembler = _Assembler(stop_words)
+            deadline = self._deadline()
+            response = await self._asend(client, payload, deadline)
+            chunks = []
+            try:
+                async for chunk in response.aiter_bytes():
+                    self._check_deadline(deadline)
+                    chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise LLMError(f"reading the answer of {self.endpoint} failed: {exc}") from exc
+            finally:
+                await self._aclose(response)
+            assembler.body(_json(b"".join(chunks)))
+            return assembler.result()
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
 
     async def agenerate(self, inputs: Prompt, **gen_params) -> str:
         """Async: the answer text for one prompt (or messages)."""
@@ -566,12 +767,21 @@ class OpenAICompatible(LLM):
                 async for delta in self.astream_text(inputs, client=own, **gen_params):
                     yield delta
             return
+        try:
+            async for delta in self._astream_text(inputs, client, gen_params):
+                yield delta
+        except LLMError as exc:
+            self._redacted(exc)
+            raise
+
+    async def _astream_text(self, inputs: Prompt, client: httpx.AsyncClient, gen_params: dict) -> AsyncIterator[str]:
         payload, stop_words = self._payload(inputs, gen_params, stream=True)
         assembler = _Assembler(stop_words)
-        response = await self._asend(client, payload)
+        deadline = self._deadline()
+        response = await self._asend(client, payload, deadline)
         decoder = SSEDecoder()
         try:
-            async for line in response.aiter_lines():
+            async for line in self._alines(response, deadline):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -588,24 +798,53 @@ class OpenAICompatible(LLM):
         except httpx.TransportError as exc:
             raise LLMError(f"the stream from {self.endpoint} broke: {type(exc).__name__}: {exc}") from exc
         finally:
-            await response.aclose()
+            await self._aclose(response)
             self._remember(assembler.result())
+
+    async def _alines(self, response: httpx.Response, deadline: float | None) -> AsyncIterator[str]:
+        lines = LineSplitter()
+        async for chunk in response.aiter_text():
+            self._check_deadline(deadline)  # each piece, so a server trickling bytes is held to it too
+            for line in lines.feed(chunk):
+                yield line
+        rest = lines.flush()
+        if rest is not None:
+            yield rest
 
     async def acomplete_many(
         self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params
     ) -> list[Completion]:
-        """Complete many prompts with at most `concurrency` requests in flight; results in order."""
+        """Complete many prompts with at most `concurrency` requests in flight; results in order.
+
+        `concurrency` workers take the prompts in turn; every `_SHARD_SIZE` workers share one
+        connection pool (a pool's cost per request grows with its size, so 64 requests in flight
+        go through 16 pools of 4 connections). The first error cancels the rest and is raised.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        gate = asyncio.Semaphore(concurrency)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=self._timeout(), headers=self.headers, limits=limits) as client:
+        items = list(inputs)
+        results: list[Completion | None] = [None] * len(items)
+        todo = iter(enumerate(items))
+        workers = min(concurrency, len(items))
+        shards = [self.async_client(_SHARD_SIZE) for _ in range(-(-workers // _SHARD_SIZE))]
 
-            async def one(prompt: Prompt) -> Completion:
-                async with gate:
-                    return await self.acomplete(prompt, client=client, **gen_params)
+        async def work(slot: int) -> None:
+            client = shards[slot // _SHARD_SIZE]
+            for index, prompt in todo:  # shared by all workers: each prompt is taken once
+                results[index] = await self.acomplete(prompt, client=client, **gen_params)
 
-            return list(await asyncio.gather(*(one(prompt) for prompt in inputs)))
+        tasks = [asyncio.ensure_future(work(slot)) for slot in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            for client in shards:
+                await client.aclose()
+        return results  # type: ignore[return-value]  (every slot is filled once gather returns)
 
     def complete_many(self, inputs: Sequence[Prompt], concurrency: int = 8, **gen_params) -> list[Completion]:
         """Blocking `acomplete_many` (usable from inside a running event loop too)."""
@@ -624,14 +863,20 @@ class OpenAICompatible(LLM):
         return [c.text for c in self.complete_many(inputs, concurrency=concurrency, **gen_params)]
 
 
-def _json(response: httpx.Response) -> dict:
+def _json(body: bytes) -> dict:
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LLMError(f"the server's answer is not JSON: {response.text[:300]!r}") from exc
+        raise LLMError(f"the server's answer is not JSON: {body[:300]!r}") from exc
     if not isinstance(payload, dict):
-        raise LLMError(f"the server's answer is not a JSON object: {response.text[:300]!r}")
+        raise LLMError(f"the server's answer is not a JSON object: {body[:300]!r}")
     return payload
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for all clients: building it (loading the CA bundle) costs ~20 ms a client."""
+    return httpx.create_ssl_context()
 
 
 def _run_sync(coroutine: Any) -> Any:

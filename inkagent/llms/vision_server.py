@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError, LLMError
 from .base import Prompt
-from .openai_compat import OpenAICompatible, _json
+from .openai_compat import OpenAICompatible
 from .vlm import ImageError, LetterChoice, load_image
 
 #: PIL format -> the MIME type sent in the data URL; other formats are re-encoded as PNG.
@@ -230,12 +230,7 @@ class OpenAICompatibleVision(OpenAICompatible):
             messages, {"max_new_tokens": 16 if not self.prefill else 4, "do_sample": False}, False
         )
         payload.update(logprobs=True, top_logprobs=self.top_logprobs)
-        response = self._send(payload)
-        try:
-            response.read()
-        finally:
-            response.close()
-        body = _json(response)
+        body = self.post_json(payload)
         choices = body.get("choices") or []
         if not choices:
             raise LLMError(f"the server's answer has no choices: {str(body)[:300]}")

@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import ActionError, LLMError
 from .base import LLM, GenerationStats, Prompt
 from .hf import _as_list, _torch_dtype, hub_offline, resolve_model_source
+from .progress import quiet_weight_loading
 from .stopping import normalize_stop_words
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ def load_image(image: ImageInput) -> Any:
             return opened.convert("RGB")
     except UnidentifiedImageError as exc:
         raise ImageError(f"cannot read {path}: not an image file PIL can decode") from exc
+    except Image.DecompressionBombError as exc:  # e.g. 20000x20000: decoding would take gigabytes
+        raise ImageError(f"cannot read {path}: too many pixels to decode safely ({exc})") from exc
     except OSError as exc:  # truncated or corrupt data, permission denied
         raise ImageError(f"cannot read {path}: {exc}") from exc
 
@@ -161,7 +164,8 @@ class VisionLanguageModel(LLM):
         if not local and hub_offline():
             kwargs["local_files_only"] = True
         try:
-            return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
+            with quiet_weight_loading():  # no "Loading weights" bar on every start
+                return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
         except OSError as exc:
             where = "" if local else " (not a local directory; is it downloaded, or is the hub reachable?)"
             raise LLMError(f"cannot load the {what} of {source!r}{where}: {exc}") from exc

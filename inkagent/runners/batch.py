@@ -75,6 +75,9 @@ def read_tasks(path: Path) -> list[Task]:
             raise ConfigError(f"id {task_id!r} is also on line {seen[task_id]}", path=str(path), key=where)
         seen[task_id] = number
         tasks.append(Task(task_id, text))
+    if not tasks:
+        raise ConfigError('holds no tasks (expected one JSON object per line, {"id": "q1", "task": "..."})',
+                          path=str(path))
     return tasks
 
 

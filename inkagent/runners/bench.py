@@ -26,7 +26,7 @@ modes (default: the config's agent protocol, `agent.protocol`; internlm2 for the
   mode, the report names the mode in which they do.
 
 example:
-  inkagent bench configs/openai.yaml --suite bfcl --categories simple_python multiple --limit 20 \\
+  inkagent bench configs/internlm2-vllm.yaml --suite bfcl --categories simple_python multiple --limit 20 \\
       --concurrency 8 --out runs/bfcl-smoke
 """
 

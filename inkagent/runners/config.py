@@ -4,10 +4,11 @@
 llm:                      # the model: a registered name or an import path, plus its arguments
   type: HFTransformer
   path: internlm/internlm2-chat-7b
-agent:                    # a ToolAgent (Internlm2Agent) unless told otherwise
+agent:                    # a ToolAgent (Internlm2Agent) unless told otherwise; only the agent's own settings
   protocol: internlm2     # internlm2 | openai | hermes | react, or {type: openai, tool_choice: required}
   max_turn: 10
   language: en            # prompt set: en or zh
+  generation: {temperature: 0.2}   # generation options for every model call (or put them under llm:)
 actions:                  # by name, `module:attr`, `./file.py:attr`, or a mapping with arguments
   - ArxivSearch
   - {type: Weather, units: imperial}
@@ -19,11 +20,16 @@ mcp_servers:              # MCP servers whose tools become actions `<name>.<tool
 task: What is 17 * 23?
 ```
 
-Any error names the file, the key path and what was expected (`ConfigError`).
+Any error names the file, the key path and what was expected (`ConfigError`). Keys are checked against
+what they configure: `llm:`, `actions:` and `interpreter:` keys against the class's constructor (its
+whole chain of `__init__`s, lagent's generation options included), `agent:` keys against the agent's
+settings; an unknown key is named with the closest valid one.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,7 @@ class AgentSection(BaseModel):
     plugin_prompt: str | None = None
     tool_timeout_s: float | None = Field(60.0, gt=0)
     max_output_chars: int = Field(8000, ge=100)
+    generation: dict[str, Any] = {}  # generation options passed on every model call
 
 
 class InterpreterSection(BaseModel):
@@ -157,12 +164,96 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     return config
 
 
+#: Keys under `agent:` that other parts of inkagent read (accepted whatever the agent class).
+_SHARED_AGENT_KEYS = frozenset({"protocol"})
+#: Internlm2Agent's constructor arguments that build_agent fills in itself (not config keys).
+_BUILT_AGENT_ARGS = frozenset({"llm", "plugin_executor", "interpreter_executor", "max_turn", "trace", "protocol"})
+
+
+def accepted_keywords(target: Any) -> set[str] | None:
+    """The keyword arguments `target` (a class or function) accepts, or None when it takes any.
+
+    A class's `__init__` that passes `**kwargs` on is followed up its MRO, so a backend accepts its
+    base classes' arguments too (lagent's `max_new_tokens`, `top_p`...); `GENERATION_OPTIONS`, where a
+    class documents more, are added.
+    """
+    names: set[str] = set(getattr(target, "GENERATION_OPTIONS", ()) or ())
+    functions = [c.__dict__["__init__"] for c in target.__mro__ if "__init__" in c.__dict__] if isinstance(
+        target, type) else [target]
+    for function in functions:
+        if function is object.__init__:
+            return None  # **kwargs reached object: nobody checks them
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            names.discard("self")
+            return names
+    return None
+
+
+def unknown_key_error(key: str, valid: set[str] | frozenset[str], *, path: str | None, where: str) -> ConfigError:
+    """A config error naming the unknown `key` under `where` and the closest valid key."""
+    if key == "api_key":
+        from ..llms.apikey import API_KEY_IN_CONFIG
+
+        return ConfigError(API_KEY_IN_CONFIG, path=path, key=f"{where}.{key}")
+    close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(sorted(valid))}"
+    return ConfigError(f"unknown key ({hint})", path=path, key=f"{where}.{key}")
+
+
+def check_keys(keys: Any, target: Any, *, path: str | None, where: str, ignore: frozenset[str] = frozenset()) -> None:
+    """Raise `unknown_key_error` for the first of `keys` that `target` does not accept."""
+    valid = accepted_keywords(target)
+    if valid is None:
+        return
+    valid = (valid | ignore) - {"self"}
+    for key in keys:
+        if key not in valid:
+            raise unknown_key_error(key, valid - {"kwargs"}, path=path, where=where)
+
+
+def check_agent_keys(config: Config, agent_cls: type) -> None:
+    """`agent:` holds the agent's own settings: its section's fields and its class's constructor arguments.
+
+    Generation options go under `agent.generation:` (or `llm:`); a misplaced one is named with that hint.
+    """
+    path = str(config.source) if config.source else None
+    section = config.agent
+    own = set(type(section).model_fields) | _SHARED_AGENT_KEYS
+    try:  # the agent's named arguments; its **kwargs are generation options, not settings
+        parameters = inspect.signature(agent_cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return
+    own |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    own = (own - _BUILT_AGENT_ARGS - {"self"}) | _SHARED_AGENT_KEYS
+    for key in section.model_extra or {}:
+        if key not in own:
+            if key in _GENERATION_HINTS:
+                raise ConfigError(
+                    "a generation option: put it under agent.generation (or llm)", path=path, key=f"agent.{key}"
+                )
+            raise unknown_key_error(key, own - {"type"}, path=path, where="agent")
+
+
+#: Generation options people put under `agent:` by habit (lagent passed them on from there).
+_GENERATION_HINTS = frozenset({
+    "temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "stop_words", "do_sample",
+    "max_tokens", "seed",
+})
+
+
 def _build(component: Component, table: dict[str, str], config: Config, key: str, **extra: Any) -> Any:
     try:
         target = load_object(component.type, table=table, base_dir=config.base_dir)
     except LookupFailed as exc:
         raise ConfigError(str(exc), path=str(config.source), key=f"{key}.type") from exc
     kwargs = {**component.kwargs, **extra}
+    if isinstance(target, type):
+        check_keys(component.kwargs, target, path=str(config.source), where=key)
     if not isinstance(target, type):
         if component.kwargs:
             raise ConfigError(
@@ -293,7 +384,12 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
         agent_cls = load_object(section.type, table=BUILTIN_AGENTS, base_dir=config.base_dir)
     except LookupFailed as exc:
         raise ConfigError(str(exc), path=str(config.source), key="agent.type") from exc
+    check_agent_keys(config, agent_cls)
     extra = dict(section.model_extra or {})
+    for shared in _SHARED_AGENT_KEYS:
+        extra.pop(shared, None)  # read by other parts of inkagent, not the agent's constructor
+    if section.generation:
+        extra.update(section.generation)  # the agent passes them on to every model call
     if not (isinstance(agent_cls, type) and issubclass(agent_cls, ToolAgent)):
         if "language" in section.model_fields_set:
             extra["language"] = section.language

@@ -77,6 +77,9 @@ class EventRenderer:
             where each call is drawn once, complete.
         show_user: print the user's message (for traces; in the REPL the user just typed it).
         summary: after each answer, a short line: state, model calls, tool calls, duration.
+        show_answer: print the final answer's text. Off where the answer goes elsewhere (`inkagent
+            run` prints it on stdout): the model's text is then held until a tool call shows it was
+            a thought, and an answer is not shown twice when stdout and stderr meet in one log.
     """
 
     def __init__(
@@ -87,8 +90,10 @@ class EventRenderer:
         live: bool = True,
         show_user: bool = False,
         summary: bool = True,
+        show_answer: bool = True,
     ) -> None:
         self.file = file
+        self.show_answer = show_answer
         self.plain = plain if plain is not None else not _is_terminal(file)
         self.live = live and not self.plain
         self.show_user = show_user
@@ -151,7 +156,7 @@ class EventRenderer:
     # -- text ------------------------------------------------------------------------------------
     def _text(self, text: str) -> None:
         self._held_text += text
-        if self._calls:
+        if self._calls or not self.show_answer:
             return  # printed once the calls on screen are complete, so lines do not interleave
         self._flush_text(final=False)
 
@@ -240,7 +245,9 @@ class EventRenderer:
 
     def _final(self, event: FinalAnswer) -> None:
         self._stop_live()
-        if event.text and not self._text_in_turn and not self._held_text.strip():
+        if not self.show_answer:
+            self._held_text = ""  # the answer is printed elsewhere
+        elif event.text and not self._text_in_turn and not self._held_text.strip():
             self._held_text = event.text  # an agent that does not stream, or a replayed trace
         self._flush_text(final=True)
         self._end_line()

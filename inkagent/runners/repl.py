@@ -48,7 +48,8 @@ KEYS_HELP = (
 
 
 CHAT_HELP = """\
-commands: /help  /tools  /reset  /history  /save FILE  /load FILE  /trace  /exit   (//text sends /text)
+commands: /help  /tools  /reset  /history  /save FILE (/save! replaces)  /load FILE  /trace  /exit
+          (//text sends /text)
 keys:     Enter sends; Alt+Enter or a trailing \\ adds a line; Tab completes commands and file names;
           Ctrl-C cancels a running turn (model and tool) or clears the line; Ctrl-D exits
 input history: $INKAGENT_HOME/history (default ~/.inkagent/history)
@@ -196,7 +197,7 @@ def _slash_completer(commands: dict[str, str]) -> Any:
                 for name, help_text in commands.items():
                     if name.startswith(text):
                         yield Completion(name, start_position=-len(text), display_meta=help_text)
-            elif command in ("/save", "/load"):
+            elif command in ("/save", "/save!", "/load"):
                 yield from paths.get_completions(Document(argument, len(argument)), complete_event)
 
     return SlashCompleter()
@@ -233,7 +234,8 @@ class ChatSession:
             "/tools": Command("/tools", "the agent's tools and their parameters", self._tools),
             "/reset": Command("/reset", "forget the conversation", self._reset),
             "/history": Command("/history", "show the conversation so far", self._history),
-            "/save": Command("/save FILE", "save the conversation as JSON", self._save),
+            "/save": Command("/save FILE", "save the conversation as JSON (never over an existing file)", self._save),
+            "/save!": Command("/save! FILE", "save the conversation, replacing FILE", self._save_replacing),
             "/load": Command("/load FILE", "restore a saved conversation", self._load),
             "/trace": Command("/trace", "where this session's trace is written", self._trace),
             "/exit": Command("/exit", "leave (or Ctrl-D)", lambda args: False),
@@ -383,8 +385,14 @@ class ChatSession:
                 self.renderer.note(f"  → {call.get('name')} {arguments}")
         return True
 
-    def _save(self, args: list[str]) -> bool:
-        path = _one_path(args, "/save FILE")
+    def _save_replacing(self, args: list[str]) -> bool:
+        return self._save(args, replace=True)
+
+    def _save(self, args: list[str], *, replace: bool = False) -> bool:
+        path = _one_path(args, "/save! FILE" if replace else "/save FILE")
+        if path.exists() and not replace:
+            self.renderer.note(f"{path} exists: /save! {args[0]} replaces it", style="red")
+            return True
         messages = [_dump_message(m) for m in getattr(self.agent, "memory", [])]
         document = {"format": CONVERSATION_FORMAT, "version": 1, "messages": messages}
         if self.config_path is not None:

@@ -23,16 +23,22 @@ config keys (ready configs in configs/):
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
                                    max_new_tokens, temperature, top_p, top_k, meta_template;
                                    InternLM2 loads natively (use_hub_code: true runs its hub code)
-                 OpenAICompatible  base_url (with /v1), model, api_key_env (the NAME of the variable that
-                                   holds the key; never the key itself), mode: completions | chat, timeout
+                 OpenAICompatible  base_url (with /v1; a list spreads requests over replicas), model,
+                                   api_key_env (the NAME of the variable that holds the key; never
+                                   the key itself), mode: completions | chat, timeout,
+                                   total_timeout_s (per request, default 600), max_retries, max_retry_wait_s
                  OpenAICompatibleVision  a vision model on LMDeploy / vLLM (XComposer2, InternVL):
                                    base_url, model, prefill, api_key_env (for see / write configs)
   agent        {type: Internlm2Agent | ToolAgent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
                protocol: internlm2 | openai | hermes | react (or {type: <name>, <its options>}),
-               tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt}
+               tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt,
+               generation: {temperature: ..., ...}}: the agent's own settings; generation options go
+               under agent.generation or llm. An unknown key anywhere is an error naming the closest one.
   actions      a list: names (see `inkagent actions`), module:attr, ./file.py:attr (relative to the
                config), or {type: ..., its arguments}
-  interpreter  {type: IPythonInterpreter, timeout_s: 20, ...}; omit for no code interpreter
+  interpreter  {type: IPythonInterpreter, timeout_s: 20, memory_limit_mb, work_dir, env: [NAME, ...]};
+               omit for no code interpreter. The kernel gets a minimal environment: only the variables
+               named in env (or {NAME: value}) beyond PATH, locale and what Python needs
   mcp_servers  MCP servers whose tools become actions <name>.<tool>: a list of
                {name, command: [...], env: {...}} (stdio) or {name, url, headers_env: {HEADER: ENV_VAR}}
                (streamable HTTP); optional cwd, timeout_s, files_dir (relative to the config)
@@ -113,7 +119,8 @@ def _task_renderer():
 
     if sys.stdout.isatty():
         return EventRenderer(sys.stdout)
-    return EventRenderer(sys.stderr, summary=False)
+    # stdout gets the answer; a terminal on stderr still streams it, a log shows it only once
+    return EventRenderer(sys.stderr, summary=False, show_answer=sys.stderr.isatty())
 
 
 def run_task(agent, task: str, *, renderer=None, stop: threading.Event | None = None) -> dict:

@@ -40,6 +40,9 @@ def add_write_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", help="folder for article.md, article.html and images/ (default: articles/<title>)"
     )
+    parser.add_argument(
+        "--force", action="store_true", help="replace article.md / article.html already in --out"
+    )
     parser.add_argument("--gallery", help="folder of images to illustrate with (overrides the config)")
     parser.add_argument("--images", type=int, help="how many images (default 6)")
     parser.add_argument("--material", help="text the article should draw on")
@@ -63,7 +66,12 @@ def _writer_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(
             "expected IllustratedWriter for `inkagent write`", path=args.config, key="agent.type"
         )
-    kwargs = dict(section.model_extra or {})
+    from ..agents.writer import IllustratedWriter
+    from .config import check_agent_keys
+
+    check_agent_keys(config, IllustratedWriter)
+    kwargs = {**(section.model_extra or {}), **section.generation}
+    kwargs.pop("protocol", None)
     if "language" in section.model_fields_set:
         kwargs["language"] = section.language
     overrides = {"gallery": args.gallery, "num_images": args.images, "language": args.language}
@@ -72,10 +80,17 @@ def _writer_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def run_write(args: argparse.Namespace) -> int:
-    from ..agents.writer import IllustratedWriter
+    from ..agents.writer import IllustratedWriter, existing_article_files
     from ..schema import AgentError, FinalAnswer, TextDelta, ToolCallStarted, ToolResult
     from .config import build_llm
 
+    if args.out and not args.force:
+        existing = existing_article_files(args.out)
+        if existing:  # refused before the model runs: nothing is lost
+            names = ", ".join(str(path) for path in existing)
+            print(f"error: {names} already exist; pass --force to replace them, or choose another --out",
+                  file=sys.stderr)
+            return 2
     try:
         config, kwargs = _writer_settings(args)
         writer = IllustratedWriter(build_llm(config), **kwargs)
@@ -84,6 +99,7 @@ def run_write(args: argparse.Namespace) -> int:
             "material": args.material,
             "instruction": args.instruction,
             "out_dir": args.out,
+            "overwrite": bool(args.force),
         }
         events = writer.stream(request)
         state = "cancelled"
@@ -136,7 +152,11 @@ def run_see(args: argparse.Namespace) -> int:
             config = load_config(args.config)
             if args.model:
                 config.llm = Component(type=VLM_TYPE, path=args.model)
-            kwargs = dict(config.agent.model_extra or {})
+            from .config import check_agent_keys
+
+            check_agent_keys(config, ImageUnderstanding)
+            kwargs = {**(config.agent.model_extra or {}), **config.agent.generation}
+            kwargs.pop("protocol", None)
             llm = build_llm(config)
         else:
             from ..llms.vlm import VisionLanguageModel

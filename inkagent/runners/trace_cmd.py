@@ -4,6 +4,9 @@ A trace holds every event but the text deltas (the text is in each turn's `Model
 language of each turn is recovered by running the protocol's parser over the raw output again, and put
 back in its place among the turn's tool calls. `--json` prints the events as validated JSON lines.
 
+`--full` also prints each prompt the model received, whole (the trace stores each prompt as what it
+adds to the previous one; see `inkagent.trace`).
+
 Exit codes: 0 shown, 1 the file holds no inkagent events, 2 the file cannot be read.
 """
 
@@ -25,13 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("file", help="a trace written by `inkagent run` or `inkagent chat`")
     show.add_argument("--json", action="store_true", help="print the events as JSON lines instead")
     show.add_argument("--plain", action="store_true", help="plain text, even on a terminal")
+    show.add_argument(
+        "--full", action="store_true", help="also print every prompt sent to the model, in full"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..schema import PromptSent
     from ..trace import read_trace
     from .render import EventRenderer
 
     path = Path(args.file)
+    for stream in (sys.stdout, sys.stderr):  # text a model wrote may hold lone surrogates
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         events = read_trace(path)
     except (OSError, UnicodeDecodeError) as exc:
@@ -49,11 +60,26 @@ def run(args: argparse.Namespace) -> int:
             return 0
         renderer = EventRenderer(sys.stdout, plain=True if args.plain else None, live=False, show_user=True)
         for event in replay(known):
+            if getattr(args, "full", False) and isinstance(event, PromptSent):
+                renderer.close()
+                _print_prompt(event)
             renderer.render(event)
         renderer.close()
     except BrokenPipeError:  # `inkagent trace show FILE | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
+
+
+def _print_prompt(event: Any) -> None:
+    """A prompt as the model received it: one block per message."""
+    sys.stdout.write(f"--- prompt of turn {event.turn + 1} ({len(event.messages)} messages) ---\n")
+    for message in event.messages:
+        name = f" ({message['name']})" if message.get("name") else ""
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        sys.stdout.write(f"[{message.get('role', '?')}{name}]\n{text}\n")
+    sys.stdout.write("--- end of prompt ---\n")
+    sys.stdout.flush()
 
 
 def replay(events: Iterable[Any]) -> Iterator[Any]:
