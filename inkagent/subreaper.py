@@ -5,7 +5,8 @@ standard library) that makes itself a *child subreaper* (Linux `prctl(PR_SET_CHI
 process the program starts stays below the launcher even when its parent exits or it moves to a session
 of its own (`start_new_session=True`, a double fork), where a walk from the program's pid would lose it.
 `terminate_reaped(process)` (SIGTERM to the launcher) kills the whole tree and waits for it; the launcher
-also does that when the program exits on its own, and when its own parent dies (`PR_SET_PDEATHSIG`).
+also does that when the program exits on its own, and when its own parent process dies (it watches its
+parent pid: `PR_SET_PDEATHSIG` would fire when the thread that started it ends).
 
 The launcher exits with the program's exit status (a program killed by a signal makes the launcher die
 of the same signal). It ignores SIGINT, so that `os.killpg(pid, SIGINT)` interrupts only the program.
@@ -23,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -146,6 +148,13 @@ def _reap_all(own_pid: int) -> None:
         time.sleep(0.01)
 
 
+def _watch_parent(parent: int, interval_s: float = 0.2) -> None:
+    """Send this launcher SIGTERM (so it reaps its tree) once `parent` is no longer its parent."""
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 class _Stop(Exception):
     """Raised by the launcher's SIGTERM/SIGHUP handler to leave the wait."""
 
@@ -163,9 +172,12 @@ def _launch(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGHUP, _stop)
         signal.signal(signal.SIGINT, lambda signum, frame: None)  # meant for the program (same group)
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the line above: behave as if told
+        # Not PR_SET_PDEATHSIG here: it fires when the *thread* that started the launcher ends (a worker
+        # thread of the web page, a kernel started in the background), not the process. Watch the
+        # parent process instead: once it is gone, this launcher has been handed to another parent.
+        if os.getppid() != parent:  # the parent died already: behave as if told
             raise _Stop
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
         # handlers reset to the default on exec (the program gets SIGINT); the program dies with us
         child = subprocess.Popen(command, preexec_fn=lambda: _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL))
         while status is None:

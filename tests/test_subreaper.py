@@ -68,3 +68,56 @@ def test_a_program_killed_by_a_signal_shows_as_killed_by_it():
     psutil.Process(program_pid(process)).send_signal(signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
     assert gone(descendants)
+
+
+ECHO = "import sys\nfor line in sys.stdin:\n    print(line.strip(), flush=True)"
+
+
+def test_a_program_started_from_a_thread_outlives_that_thread():
+    # the web page and a background kernel start run spawn_reaped on threads that end long before the
+    # kernel should (PR_SET_PDEATHSIG on the launcher would have killed it with the thread)
+    import threading
+
+    started: list[subprocess.Popen] = []
+
+    def start_and_end() -> None:
+        process = spawn_reaped([sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        process.stdin.write("up\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "up\n"  # the launcher is set up and the program runs
+
+    thread = threading.Thread(target=start_and_end)
+    thread.start()
+    thread.join()
+    (process,) = started
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1)  # the launcher must not be told to stop
+        process.stdin.write("still here\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "still here\n"
+    finally:
+        terminate_reaped(process)
+
+
+def test_the_tree_goes_when_the_parent_process_is_killed():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(
+            """
+            import sys
+            from inkagent.subreaper import program_pid, spawn_reaped
+            launcher = spawn_reaped([sys.executable, "-c", "import time; time.sleep(600)"])
+            while program_pid(launcher) is None:
+                pass
+            print(launcher.pid, program_pid(launcher), flush=True)
+            sys.stdin.read()
+            """
+        )],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    processes = [psutil.Process(pid) for pid in pids]
+    parent.kill()
+    parent.wait(timeout=30)
+    assert gone(processes)

@@ -59,7 +59,13 @@ def page_text(page) -> str:
 
 
 def kernels_of(server) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    """The session kernels below the server (not the reaping launchers that start them)."""
+    found = []
+    for process in psutil.Process(server.pid).children(recursive=True):
+        command = " ".join(process.cmdline())
+        if "ipykernel" in command and "subreaper" not in command:
+            found.append(process)
+    return found
 
 
 def test_tool_box_shows_while_the_tool_runs_then_the_answer(tmp_path):
