@@ -11,11 +11,11 @@ pieces), and render the call and its result back.
 
     python benchmarks/agent_overhead.py [--runs 300]
 
-With `--history 8,80,200,400`: the per-turn overhead of one inkagent session continued with strings
-(`agent.chat("...")` again and again), with that many messages already in its history, each against
-the first length (goal: the longest within 1.2x of the shortest). The history is made by running the
-same task until it is long enough; after each measured task the session is cut back to its length
-(`del agent.memory[n:]`, which leaves the remaining messages as they were).
+With `--history 8,80,200,400`: the per-turn overhead of one session continued with strings
+(`agent.chat("...")` again and again) with that many messages already in its history, for each
+protocol, each against the first length (goal for the text protocols: the longest within 1.2x of the
+shortest). The history is made by running the same task until it is long enough; after each measured
+task the session is cut back to its length (`del agent.memory[n:]`, which leaves the rest as it was).
 
     python benchmarks/agent_overhead.py --history 8,80,200,400 [--runs 300]
 """
@@ -35,7 +35,7 @@ from lagent.agents.internlm2_agent import Internlm2Agent as LagentAgent
 from lagent.agents.internlm2_agent import Internlm2Protocol as LagentProtocol
 
 from inkagent.actions import ActionExecutor
-from inkagent.agents import Internlm2Agent
+from inkagent.agents import Internlm2Agent, ToolAgent
 from inkagent.llms.base import LLM
 from inkagent.protocols import get_protocol
 from inkagent.protocols.base import openai_delta
@@ -92,6 +92,24 @@ class InstantLLM(LLM):
 
     def chat(self, inputs, **gen_params):  # lagent's agent calls chat()
         return self._next(inputs)
+
+
+class InstantChatLLM(InstantLLM):
+    """`InstantLLM` as a chat API answering with native tool calls (for the `openai` protocol): each
+    response is (text, tool-call deltas). Its own time (none to render: the messages are sent) is 0."""
+
+    mode = "chat"
+
+    def __init__(self, responses: list[tuple[str, list]]):
+        super().__init__([])
+        self.responses = responses
+
+    def stream_deltas(self, inputs, **gen_params):
+        text, deltas = self.responses[self.i % len(self.responses)]
+        self.i += 1
+        if text:
+            yield text
+        yield from deltas
 
 
 def script() -> list[str]:
@@ -160,10 +178,26 @@ def protocol_us(executor: ActionExecutor, runs: int) -> dict[str, float]:
     return figures
 
 
-def history_runner(tools: list[BaseAction], length: int):
-    """A task continuing a session that holds `length` messages; the session is cut back after each."""
-    llm = InstantLLM(script())
-    agent = Internlm2Agent(llm=llm, plugin_executor=ActionExecutor(tools, timeout_s=None), max_turn=TURNS)
+def protocol_script(name: str, executor: ActionExecutor) -> InstantLLM:
+    """The benchmark's task (two calls, then the answer) as a model speaking protocol `name` writes it."""
+    protocol = get_protocol(name)
+    outputs = []
+    for tool in (3, 7):
+        call = ToolCall(name=f"BenchTool{tool}.lookup", arguments={"query": "agents", "limit": 2}, id=f"call_{tool}")
+        history = [Message(role="user", content="q"), Message(role="assistant", content="Let me look.", tool_calls=[call])]
+        written = protocol.request(history, executor).messages[-1]
+        outputs.append((written.get("content") or "", [openai_delta(c, i) for i, c in enumerate(written.get("tool_calls") or [])]))
+    answer = "Final Answer: Here is the answer." if name == "react" else "Here is the answer."
+    if name == "openai":
+        return InstantChatLLM([*outputs, (answer, [])])
+    return InstantLLM([text for text, _ in outputs] + [answer])
+
+
+def history_runner(tools: list[BaseAction], name: str, length: int):
+    """A task continuing a session (protocol `name`) that holds `length` messages; cut back after each."""
+    executor = ActionExecutor(tools, timeout_s=None)
+    llm = protocol_script(name, executor)
+    agent = ToolAgent(llm=llm, plugin_executor=executor, protocol=get_protocol(name), max_turn=TURNS)
     while len(agent.memory) < length:
         agent.chat("find papers about agents")
     del agent.memory[length:]
@@ -178,12 +212,13 @@ def history_runner(tools: list[BaseAction], length: int):
 
 
 def main_history(tools: list[BaseAction], lengths: list[int], runs: int) -> None:
-    overheads = per_turn_us([history_runner(tools, length) for length in lengths], runs)
-    print("per-turn overhead of a session continued with strings (inkagent Internlm2Agent, InternLM2 protocol,")
-    print(f"{N_TOOLS * 2} APIs in the prompt, {TURNS} turns a task, median of {runs} tasks):")
-    for length, overhead in zip(lengths, overheads, strict=True):
-        print(f"  history {length:4d} messages: {overhead:8.1f} µs per turn   {overhead / overheads[0]:5.2f}x")
-    print(f"goal: {lengths[-1]} messages within 1.2x of {lengths[0]}")
+    print(f"per-turn overhead of a session continued with strings ({N_TOOLS * 2} APIs in the prompt, "
+          f"{TURNS} turns a task, median of {runs} tasks):")
+    for name in ("internlm2", "hermes", "react", "openai"):
+        overheads = per_turn_us([history_runner(tools, name, length) for length in lengths], runs)
+        figures = "  ".join(f"{n}: {us:6.1f} µs {us / overheads[0]:4.2f}x" for n, us in zip(lengths, overheads, strict=True))
+        print(f"  {name:10s} {figures}")
+    print(f"goal (text protocols): {lengths[-1]} messages within 1.2x of {lengths[0]}")
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ BUILTIN_LLMS = {
 }
 BUILTIN_AGENTS = {
     "Internlm2Agent": "inkagent.agents.internlm2_agent:Internlm2Agent",
+    "ToolAgent": "inkagent.agents.tool_agent:ToolAgent",
     "ChatAgent": "inkagent.agents.chat:ChatAgent",
     "IllustratedWriter": "inkagent.agents.writer:IllustratedWriter",
     "ImageUnderstanding": "inkagent.agents.image_understanding:ImageUnderstanding",

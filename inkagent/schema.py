@@ -126,7 +126,12 @@ class AgentState(str, enum.Enum):
     MAX_TURN = "max_turn"  # the turn budget ran out before an answer
     REPEATED_FAILURE = "repeated_failure"  # the model repeated a call that had just failed
     LLM_ERROR = "llm_error"  # the backend failed
+    EMPTY_ANSWER = "empty_answer"  # the model replied with nothing, again after being told
     CANCELLED = "cancelled"
+
+
+#: What a model is told after an empty reply (once per run; a second empty reply ends the run).
+EMPTY_REPLY_NOTE = "Your reply was empty. Answer the user, or call a tool."
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -150,6 +155,14 @@ class PromptSent(_Event):
     type: Literal["prompt"] = "prompt"
     turn: int
     messages: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, turn: int, messages: list[dict[str, Any]]) -> PromptSent:
+        """The event for `messages` as a protocol made them (valid message dicts), held as they are:
+        validating would copy the whole history every turn. The dicts are shared: do not change them."""
+        event = cls(turn=turn, messages=[])
+        event.__dict__["messages"] = messages
+        return event
 
 
 class TextDelta(_Event):
@@ -202,7 +215,7 @@ class AgentError(_Event):
     """Something went wrong that the model is told about (a malformed call) or that ends the run."""
 
     type: Literal["error"] = "error"
-    kind: str  # parse_error, llm_error, max_turn, repeated_failure
+    kind: str  # parse_error, llm_error, max_turn, repeated_failure, empty_reply (told), empty_answer (ended)
     message: str
     raw: str | None = None
 

@@ -83,14 +83,15 @@ def test_config_builds(path: Path, monkeypatch):
     """Scripted configs build whole and answer their task; others build with a stand-in model."""
     from inkagent.llms import ScriptedLLM
     from inkagent.registry import BUILTIN_LLMS
-    from inkagent.runners.config import build_agent, load_config
+    from inkagent.runners.config import build_agent, load_config, protocol_name
     from inkagent.runners.run import close_agent, run_task
 
     config = load_config(path)
     if config.agent.type not in LIGHT_AGENTS:
         pytest.skip(f"{config.agent.type} loads models when built; its keys are checked above")
     runs_here = issubclass(_resolve(config, config.llm.type, BUILTIN_LLMS), ScriptedLLM)
-    agent = build_agent(config) if runs_here else build_agent(config, llm=_stand_in_llm())
+    native = protocol_name(config) == "openai"  # a chat API is needed: its own backend (no request sent)
+    agent = build_agent(config) if runs_here or native else build_agent(config, llm=_stand_in_llm())
     try:
         if config.agent.type == "Internlm2Agent":
             executor = agent.plugin_executor
@@ -98,6 +99,8 @@ def test_config_builds(path: Path, monkeypatch):
             assert (agent.interpreter_executor is not None) == (config.interpreter is not None)
         if runs_here and config.task:
             assert run_task(agent, config.task)["state"] == "answered"
+        elif native:
+            assert agent.protocol.native_tools and agent.llm.mode == "chat"
         else:
             assert any(e.type == "final_answer" for e in agent.stream("hello"))
     finally:

@@ -11,6 +11,7 @@ from inkagent.actions import ActionExecutor, tool
 from inkagent.agents import Internlm2Agent
 from inkagent.llms import ScriptedLLM
 from inkagent.protocols import HermesProtocol, Internlm2Protocol, ReActProtocol
+from inkagent.schema import Message
 
 
 @tool
@@ -58,3 +59,29 @@ def test_same_task_same_results_with_each_text_protocol(protocol):
     assert [a.result[0]["content"] for a in result.actions] == [RESULT]
     assert RESULT_IN_PROMPT[protocol.name] in llm.prompts[1]
     assert '"get_current_weather"' in llm.prompts[0] or "'get_current_weather'" in llm.prompts[0]
+
+
+def test_a_hermes_call_streams_as_it_is_written():
+    from inkagent.schema import ToolCallDelta
+
+    agent = Internlm2Agent(ScriptedLLM(SCRIPTS["hermes"]), plugin_executor=ActionExecutor([get_current_weather]),
+                           protocol=HermesProtocol())
+    deltas = [e for e in agent.stream("What's the weather like in Boston?") if isinstance(e, ToolCallDelta)]
+    assert deltas[0].start and deltas[0].kind == "plugin"
+    assert json.loads("".join(d.text for d in deltas[1:])) == CALL
+
+
+@pytest.mark.parametrize("protocol", ["internlm2", "react", "openai", "hermes"])
+def test_the_web_page_language_switch_keeps_the_configs_protocol(tmp_path, protocol):
+    from inkagent.runners.config import load_config
+    from inkagent.web.session import _protocol_for
+
+    llm = "{type: OpenAICompatible, model: m, mode: chat}" if protocol == "openai" else "{type: ScriptedLLM}"
+    (tmp_path / "a.yaml").write_text(f"llm: {llm}\nagent: {{protocol: {protocol}, language: en}}\n")
+
+    switched = _protocol_for(load_config(tmp_path / "a.yaml"), "zh")
+
+    assert switched.name == protocol
+    if protocol in ("internlm2", "react"):
+        en = _protocol_for(load_config(tmp_path / "a.yaml"), "en")
+        assert switched.format([Message(role="user", content="hi")]) != en.format([Message(role="user", content="hi")])

@@ -1,5 +1,5 @@
-"""Agents: `Internlm2Agent` (tools + interpreter) and the skills `ChatAgent`, `IllustratedWriter`,
-`ImageUnderstanding`. Imported on first use."""
+"""Agents: `ToolAgent` (tools + interpreter on any protocol; `Internlm2Agent`, its InternLM2 default)
+and the skills `ChatAgent`, `IllustratedWriter`, `ImageUnderstanding`. Imported on first use."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from .chat import ChatAgent  # noqa: F401
     from .image_understanding import ImageUnderstanding  # noqa: F401
     from .internlm2_agent import Internlm2Agent  # noqa: F401
+    from .tool_agent import ToolAgent  # noqa: F401
     from .writer import IllustratedWriter  # noqa: F401
 
 _EXPORTS = {
     "Internlm2Agent": ".internlm2_agent",
+    "ToolAgent": ".tool_agent",
     "ChatAgent": ".chat",
     "IllustratedWriter": ".writer",
     "ImageUnderstanding": ".image_understanding",

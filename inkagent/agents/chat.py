@@ -18,28 +18,17 @@ renders them with its template, InternLM2's chat template by default:
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..actions.base import Action
-from ..errors import ActionError, ConfigError, LLMError
+from ..errors import ActionError, ConfigError
 from ..llms.base import INTERNLM2_STOP_WORDS
 from ..llms.stopping import StopTextFilter
-from ..schema import (
-    AgentError,
-    AgentEvent,
-    AgentState,
-    FinalAnswer,
-    Message,
-    ModelOutput,
-    PromptSent,
-    TextDelta,
-    UserMessage,
-)
-from .lagent_view import agent_return_from_events, stream_agent_returns
+from ..schema import AgentEvent, FinalAnswer, Message, UserMessage
 from .llm_stream import stream_llm
+from .skill import SkillAgent, guarded
 
 #: How XComposer2's tokenizer spells `<|im_end|>`; a model may write it instead of the real token.
 XCOMPOSER_IM_END = "[UNUSED_TOKEN_145]"
@@ -78,7 +67,7 @@ def read_persona(path: str | os.PathLike[str]) -> str:
     return text
 
 
-class ChatAgent:
+class ChatAgent(SkillAgent):
     """Multi-turn chat with a persona (a system prompt), streamed.
 
     Args:
@@ -111,10 +100,6 @@ class ChatAgent:
         self.gen_params = gen_params
         self.memory: list[Message] = []
 
-    def reset(self) -> None:
-        """Forget the conversation (the persona stays)."""
-        self.memory = []
-
     def prompt_messages(self) -> list[dict]:
         """What the model is sent: the persona, the last `max_rounds` earlier rounds, the new message."""
         history = self.memory
@@ -129,43 +114,25 @@ class ChatAgent:
     def stream(self, message: str | dict | Message, **gen_params: Any) -> Iterator[AgentEvent]:
         """Yield `UserMessage`, `PromptSent`, `TextDelta`s, `ModelOutput` and the `FinalAnswer`.
 
-        If the model fails, or the consumer stops early, the unanswered message leaves the history.
+        If the model fails or replies with nothing twice, or the consumer stops early, the unanswered
+        message leaves the history.
         """
         text = _message_text(message)
         start = len(self.memory)
+
+        def undo() -> None:
+            del self.memory[start:]
+
+        return guarded(self._turn(text, {**self.gen_params, **gen_params}), undo)
+
+    def _turn(self, text: str, gen_params: dict[str, Any]) -> Iterator[AgentEvent]:
         self.memory.append(Message(role="user", content=text))
-        finished = False
-        try:
-            yield UserMessage(text=text)
-            prompt = self.prompt_messages()
-            yield PromptSent(turn=0, messages=prompt)
-            parts: list[str] = []
-            started = time.perf_counter()
-            try:
-                for delta in stream_reply(self.llm, prompt, **{**self.gen_params, **gen_params}):
-                    parts.append(delta)
-                    yield TextDelta(text=delta)
-            except Exception as exc:  # the backend failed: say so, keep the session usable
-                reason = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
-                yield AgentError(kind="llm_error", message=f"The model failed: {reason}")
-                yield FinalAnswer(text="", state=AgentState.LLM_ERROR)
-                return
-            answer = "".join(parts).strip()
-            yield ModelOutput(turn=0, text="".join(parts), duration_s=time.perf_counter() - started)
-            self.memory.append(Message(role="assistant", content=answer))
-            finished = True
-            yield FinalAnswer(text=answer)
-        finally:
-            if not finished:
-                del self.memory[start:]
-
-    def chat(self, message: str | dict | Message, **gen_params: Any):
-        """Answer one message; returns lagent's `AgentReturn` (`.response` is the reply)."""
-        return agent_return_from_events(self.stream(message, **gen_params))
-
-    def stream_chat(self, message: str | dict | Message, **gen_params: Any):
-        """lagent's streaming view: `AgentReturn` snapshots."""
-        yield from stream_agent_returns(self.stream(message, **gen_params))
+        yield UserMessage(text=text)
+        answer: list[str] = []
+        yield from self.reply_events(self.prompt_messages(), gen_params, answer)
+        if answer:
+            self.memory.append(Message(role="assistant", content=answer[0]))
+            yield FinalAnswer(text=answer[0])
 
     def as_action(self) -> Action:
         """This agent as a tool: `{"message": ...}` in, the persona's reply out (the history is kept)."""

@@ -13,7 +13,6 @@ given, so a wrong path fails at once with the file's name, before the model runs
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,9 @@ from typing import Any
 from pydantic import Field
 
 from ..actions.base import Action
-from ..errors import ActionError, LLMError
-from ..schema import (
-    AgentError,
-    AgentEvent,
-    AgentState,
-    FinalAnswer,
-    Message,
-    ModelOutput,
-    PromptSent,
-    TextDelta,
-    UserMessage,
-)
-from .chat import stream_reply
-from .lagent_view import agent_return_from_events, stream_agent_returns
+from ..errors import ActionError
+from ..schema import AgentEvent, FinalAnswer, Message, UserMessage
+from .skill import SkillAgent, guarded
 
 
 class VisionMessage(Message):
@@ -43,7 +31,7 @@ class VisionMessage(Message):
     images: list[str] = Field(default_factory=list)
 
 
-class ImageUnderstanding:
+class ImageUnderstanding(SkillAgent):
     """Multi-turn visual question answering (see the module docstring).
 
     Args:
@@ -75,6 +63,8 @@ class ImageUnderstanding:
         self.gen_params = gen_params
         self.memory: list[Message] = []
         self._attached: list[str] = []
+
+    note_role = "user"  # vision chat templates take a system message only first
 
     def reset(self) -> None:
         """Forget the conversation and any attached images."""
@@ -109,45 +99,36 @@ class ImageUnderstanding:
         question, given = _split_message(message)
         shown = [*self._attached, *_check_images([*given, *(images or [])])]  # a bad path raises here
         start, attached = len(self.memory), self._attached
-        finished = False
-        try:
-            self._attached = []
-            self.memory.append(VisionMessage(role="user", content=question, images=shown))
-            yield UserMessage(text=question)
-            prompt = self.prompt_messages()
-            yield PromptSent(turn=0, messages=prompt)
-            parts: list[str] = []
-            started = time.perf_counter()
-            try:
-                for delta in stream_reply(self.llm, prompt, **{**self.gen_params, **gen_params}):
-                    parts.append(delta)
-                    yield TextDelta(text=delta)
-            except Exception as exc:  # the backend or an image failed: say so, keep the session
-                reason = (
-                    str(exc) if isinstance(exc, LLMError | ActionError) else f"{type(exc).__name__}: {exc}"
-                )
-                yield AgentError(kind="llm_error", message=f"The model failed: {reason}")
-                yield FinalAnswer(text="", state=AgentState.LLM_ERROR)
-                return
-            answer = "".join(parts).strip()
-            yield ModelOutput(turn=0, text="".join(parts), duration_s=time.perf_counter() - started)
-            self.memory.append(Message(role="assistant", content=answer))
-            finished = True
-            yield FinalAnswer(text=answer)
-        finally:
-            if not finished:  # the turn did not happen: its images wait for the next message
-                del self.memory[start:]
-                self._attached = attached
+        self._attached = []
+
+        def undo() -> None:  # the turn did not happen: its images wait for the next message
+            del self.memory[start:]
+            self._attached = attached
+
+        return guarded(self._turn(question, shown, {**self.gen_params, **gen_params}), undo)
+
+    def _turn(self, question: str, shown: list[str], gen_params: dict[str, Any]) -> Iterator[AgentEvent]:
+        self.memory.append(VisionMessage(role="user", content=question, images=shown))
+        yield UserMessage(text=question)
+        answer: list[str] = []
+        yield from self.reply_events(self.prompt_messages(), gen_params, answer)
+        if answer:
+            self.memory.append(Message(role="assistant", content=answer[0]))
+            yield FinalAnswer(text=answer[0])
+
+    def note(self, text: str) -> dict[str, Any]:
+        """A message in the multimodal chat format."""
+        return {"role": self.note_role, "content": [{"type": "text", "text": text}]}
 
     def chat(
         self, message: str | dict, images: Sequence[str | os.PathLike[str]] | None = None, **gen_params: Any
     ):
         """Answer one question; returns lagent's `AgentReturn` (`.response` is the answer)."""
-        return agent_return_from_events(self.stream(message, images, **gen_params))
+        return super().chat(message, images, **gen_params)
 
     def stream_chat(self, message: str | dict, images: Sequence[str] | None = None, **gen_params: Any):
         """lagent's streaming view: `AgentReturn` snapshots."""
-        yield from stream_agent_returns(self.stream(message, images, **gen_params))
+        yield from super().stream_chat(message, images, **gen_params)
 
     def as_action(self) -> Action:
         """This agent as a tool: `{"images": [...], "question": ...}` in, the answer out.

@@ -43,6 +43,7 @@ _END_STATE_CODES = {
     AgentState.MAX_TURN: "SESSION_OUT_OF_LIMIT",
     AgentState.REPEATED_FAILURE: "SESSION_INVALID_ARG",
     AgentState.LLM_ERROR: "SERVER_ERR",
+    AgentState.EMPTY_ANSWER: "SERVER_ERR",  # the model gave nothing: a failure of the model's side
     AgentState.CANCELLED: "SESSION_CLOSED",
 }
 

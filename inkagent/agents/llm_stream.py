@@ -8,14 +8,25 @@ from typing import Any
 from ..errors import LLMError
 
 
-def stream_llm(llm: Any, messages: list[dict], **gen_params: Any) -> Iterator[str]:
+def backend_stop_words(llm: Any, gen_params: dict[str, Any] | None = None) -> list[str]:
+    """The stop words a model call would use without a protocol's: the call's own, else the backend's."""
+    words = (gen_params or {}).get("stop_words")
+    if words is None:
+        words = (getattr(llm, "gen_params", None) or {}).get("stop_words")
+    if isinstance(words, str):
+        return [words]
+    return list(words or [])
+
+
+def stream_llm(llm: Any, messages: list[dict], *, native: bool = False, **gen_params: Any) -> Iterator[Any]:
     """Yield the model's output as deltas.
 
-    inkagent backends stream deltas (`stream_text`); lagent models stream the text so far
-    (`stream_chat` -> (state, text, _)), turned into deltas here; models with only `chat` give one piece.
+    inkagent backends stream deltas (`stream_text`, or `stream_deltas` with `native=True`: text and
+    `ToolCallChunk`s); lagent models stream the text so far (`stream_chat` -> (state, text, _)), turned
+    into deltas here; models with only `chat` give one piece.
     """
-    if hasattr(llm, "stream_text"):
-        stream = llm.stream_text(messages, **gen_params)
+    if native or hasattr(llm, "stream_text"):
+        stream = llm.stream_deltas(messages, **gen_params) if native else llm.stream_text(messages, **gen_params)
         try:
             yield from stream
         finally:

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,16 +42,13 @@ from ..schema import (
     AgentState,
     FinalAnswer,
     Message,
-    ModelOutput,
-    PromptSent,
-    TextDelta,
     ToolCall,
     ToolCallStarted,
     ToolResult,
     UserMessage,
 )
 from .chat import stream_reply
-from .lagent_view import agent_return_from_events, stream_agent_returns
+from .skill import SkillAgent
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +204,7 @@ class WriteRequest:
 # -- the agent ------------------------------------------------------------------------------------
 
 
-class IllustratedWriter:
+class IllustratedWriter(SkillAgent):
     """Writes an article and illustrates it from a gallery (see the module docstring).
 
     Args:
@@ -272,7 +268,10 @@ class IllustratedWriter:
         self.memory: list[Message] = []
         self.last_article: Article | None = None
 
+    failure_prefix = "Illustrated writing failed"
+
     def reset(self) -> None:
+        """Forget the conversation and the last article."""
         self.memory = []
         self.last_article = None
 
@@ -538,7 +537,6 @@ class IllustratedWriter:
         request = _request(message)
         shown = request.instruction or request.title
         yield UserMessage(text=shown)
-        started = time.perf_counter()
         prompt = [
             {
                 "role": "user",
@@ -547,17 +545,11 @@ class IllustratedWriter:
                 ),
             }
         ]
-        yield PromptSent(turn=0, messages=prompt)
-        parts: list[str] = []
-        try:
-            for delta in stream_reply(self.llm, prompt, **{**self.gen_params, **gen_params}):
-                parts.append(delta)
-                yield TextDelta(text=delta)
-        except Exception as exc:
-            yield from _failed(exc)
+        written: list[str] = []
+        yield from self.reply_events(prompt, {**self.gen_params, **gen_params}, written)
+        if not written:
             return
-        yield ModelOutput(turn=0, text="".join(parts), duration_s=time.perf_counter() - started)
-        text = "".join(parts).strip()
+        text = written[0]
         segments = split_segments(text)
         if not segments:
             yield AgentError(kind="llm_error", message="The model wrote no article.")
@@ -665,13 +657,6 @@ class IllustratedWriter:
         if self.last_article is None:
             raise InkAgentError(problem or "the article could not be written")
         return self.last_article
-
-    def chat(self, message: str | dict, **gen_params: Any):
-        """lagent's view: an `AgentReturn` whose `.response` is the article in Markdown."""
-        return agent_return_from_events(self.stream(message, **gen_params))
-
-    def stream_chat(self, message: str | dict, **gen_params: Any):
-        yield from stream_agent_returns(self.stream(message, **gen_params))
 
     def as_action(self) -> Action:
         """This skill as a tool: `{"title": ...}` in, the article's folder and text out."""
@@ -788,9 +773,3 @@ def _result(call: ToolCall, output: str, files: Sequence[str] = ()) -> ToolResul
         ),
     )
 
-
-def _failed(exc: Exception) -> Iterator[AgentEvent]:
-    reason = str(exc) if isinstance(exc, InkAgentError) else f"{type(exc).__name__}: {exc}"
-    logger.debug("illustrated writing failed", exc_info=True)
-    yield AgentError(kind="llm_error", message=f"Illustrated writing failed: {reason}")
-    yield FinalAnswer(text="", state=AgentState.LLM_ERROR)

@@ -23,7 +23,7 @@ _DECODE_FAILURES = frozenset({"ast_decoder:decoder_failed", "relevance_error:dec
 def default_mode(config: Any) -> str:
     """The bench mode that asks the model as the config's agent does (see the module docstring)."""
     agent = config.agent
-    protocol = (agent.model_extra or {}).get("protocol")
+    protocol = getattr(agent, "protocol", None) or (agent.model_extra or {}).get("protocol")
     if isinstance(protocol, dict):  # {type: hermes, ...}
         protocol = protocol.get("type")
     if isinstance(protocol, str) and protocol in MODES:

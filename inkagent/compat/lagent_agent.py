@@ -75,9 +75,7 @@ class LagentAgentAPI:
 
     @_protocol.setter
     def _protocol(self, value: Any) -> None:
-        from ..protocols.internlm2 import Internlm2Protocol
-
-        self.protocol = as_protocol(value) or Internlm2Protocol()
+        self.protocol = as_protocol(value) or self.default_protocol()  # type: ignore[attr-defined]
 
     @property
     def _action_executor(self) -> Any:

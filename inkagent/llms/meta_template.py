@@ -13,6 +13,9 @@ message (when it is not the assistant's) the assistant's `begin` opens the answe
 
 from __future__ import annotations
 
+import itertools
+import operator
+import threading
 from typing import Any
 
 INTERNLM2_META: list[dict[str, Any]] = [
@@ -82,6 +85,11 @@ class MetaTemplateParser:
     def __init__(self, meta_template: list[dict] | None = None) -> None:
         self.meta_template = meta_template
         self.roles: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._items: list[Any] = []  # the messages rendered last time (held: their ids stay unique)
+        self._contents: list[Any] = []  # their content then
+        self._pieces: list[str] = []  # and their text
+        self._joined = ""  # their text joined
         if not meta_template:
             return
         if not isinstance(meta_template, list):
@@ -99,8 +107,41 @@ class MetaTemplateParser:
             return dialog
         if not self.meta_template:
             return "\n".join(item if isinstance(item, str) else str(item.get("content", "")) for item in dialog if item)
+        if not dialog:
+            return ""
         last = len(dialog) - 1
-        return "".join(item if isinstance(item, str) else self._render(item, i == last) for i, item in enumerate(dialog))
+        with self._lock:  # a backend may render for several threads
+            prefix = self._prefix(dialog, last)
+        item = dialog[last]
+        return prefix + (item if isinstance(item, str) else self._render(item, True))
+
+    def _prefix(self, dialog: list[str | dict], last: int) -> str:
+        """The text of `dialog[:last]`, each message rendered once: a conversation sent again with more
+        messages (the same dicts, their content unchanged) renders only the new ones."""
+        items, contents, pieces = self._items, self._contents, self._pieces
+        before = len(items)
+        keep = self._kept(dialog, last)
+        del items[keep:], contents[keep:], pieces[keep:]
+        for item in dialog[keep:last]:
+            items.append(item)
+            contents.append(_content(item))
+            pieces.append(item if isinstance(item, str) else self._render(item, False))
+        if keep != before or keep != last:
+            self._joined = "".join(pieces)
+        return self._joined
+
+    def _kept(self, dialog: list[str | dict], last: int) -> int:
+        """How many of the messages rendered last time start `dialog[:last]` unchanged (same object,
+        same content object)."""
+        n = _same_prefix(dialog[: min(last, len(self._items))], self._items)
+        try:  # (C-level: dict.get raises on a string item, which the loop below handles)
+            return _same_prefix(list(map(dict.get, dialog[:n], itertools.repeat("content"))), self._contents)
+        except TypeError:
+            pass
+        for i, (item, content) in enumerate(zip(dialog[:n], self._contents, strict=False)):
+            if _content(item) is not content:
+                return i
+        return n
 
     def _config(self, role: str) -> dict[str, Any]:
         try:
@@ -129,3 +170,14 @@ class MetaTemplateParser:
         if last and config["role"] != "assistant" and "assistant" in self.roles:
             text += self._begin(self.roles["assistant"], {})  # open the answer
         return text
+
+
+def _content(item: str | dict) -> Any:
+    return item if isinstance(item, str) else item.get("content")
+
+
+def _same_prefix(new: list[Any], old: list[Any]) -> int:
+    """How many items `new` and `old` share at their start (the same objects). One C-level pass."""
+    same = bytes(map(operator.is_, new, old))  # 1 where the same (map stops at the shorter one)
+    first_other = same.find(0)
+    return len(same) if first_other < 0 else first_other

@@ -21,8 +21,12 @@ bytes, becomes text, a call or a `CallInvalid` whose message goes back to the mo
 
 from __future__ import annotations
 
+import json
+import operator
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -155,8 +159,11 @@ def as_messages(steps: Iterable[Message | dict]) -> list[Message]:
 class ToolsCache:
     """One rendering of a tool list (a prompt listing, OpenAI `tools`), redone only when the tools change.
 
-    Tools are compared by identity: executors hand out the same spec objects until their tools change.
-    The specs are held, so their ids cannot be reused by other objects while the entry lives.
+    Tools are compared by identity first: executors hand out the same spec objects until their tools
+    change (the specs are held, so their ids cannot be reused while the entry lives). With `shared`
+    (what else the rendering depends on, e.g. a protocol's name and prompt fields), a rendering is also
+    shared by content across the process: the fresh agents of a batch, each with its own tool objects
+    but the same tools, render the list once.
     """
 
     def __init__(self) -> None:
@@ -164,11 +171,102 @@ class ToolsCache:
         self._specs: list[Any] = []
         self._value: Any = None
 
-    def get(self, specs: list[Any], render: Callable[[list[Any]], Any]) -> Any:
+    def get(self, specs: list[Any], render: Callable[[list[Any]], Any], shared: Hashable = None) -> Any:
         key = tuple(map(id, specs))
         if key != self._key:
-            self._value, self._key, self._specs = render(specs), key, specs
+            value = _shared_rendering(specs, render, shared) if shared is not None else render(specs)
+            self._value, self._key, self._specs = value, key, specs
         return self._value
+
+
+_SHARED: OrderedDict[tuple[Hashable, tuple[str, ...]], Any] = OrderedDict()  # at most _SHARED_MAX, LRU
+_SHARED_MAX = 32
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_rendering(specs: list[Any], render: Callable[[list[Any]], Any], shared: Hashable) -> Any:
+    """`render(specs)`, made once per process for tools of the same content (see `ToolsCache`)."""
+    key = (shared, tuple(map(_fingerprint, specs)))
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED.move_to_end(key)
+            return _SHARED[key]
+    value = render(specs)
+    with _SHARED_LOCK:
+        _SHARED[key] = value
+        while len(_SHARED) > _SHARED_MAX:
+            _SHARED.popitem(last=False)
+    return value
+
+
+def _fingerprint(spec: Any) -> str:
+    """The content of a tool's description (a `ToolSpec`-like object or a lagent dict), as JSON."""
+    if not isinstance(spec, dict):
+        spec = {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
+    return json.dumps(spec, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+class HistoryCache:
+    """A history formatted message by message, the work for a prefix already seen reused.
+
+    The agent's history only grows between turns; a reset (a new list), a cut (`del memory[n:]`) or a
+    replaced message makes the formatting restart where the history stopped being the one seen (compared
+    by identity: the seen messages are held, so their ids cannot be reused meanwhile). `Message`s are
+    not changed in place. `step(message, out, state) -> state` appends the message's formatted dicts to
+    `out`, or replaces `out[-1]` with a new dict (never changes a dict already in `out`); `state` is what
+    the next message's formatting needs to know (None to start). `key` is what else the formatting
+    depends on (prompt fields, tool names): a new key starts over.
+    """
+
+    def __init__(self) -> None:
+        self._key: Any = None
+        self._seen: list[Message] = []
+        self._out: list[dict[str, Any]] = []
+        self._marks: list[tuple[int, dict[str, Any] | None, Any]] = []  # after message i: len(out), out[-1], state
+
+    def format(self, history: Sequence[Any], step: Callable[[Message, list[dict[str, Any]], Any], Any],
+               key: Any = None) -> list[dict[str, Any]]:
+        """The formatted messages of `history` (a new list; the dicts in it are shared: do not change them).
+        Entries that are not `Message`s (lagent steps) are converted and formatted afresh every time."""
+        if key != self._key:
+            self._key, seen = key, 0
+        else:
+            seen = self._common_prefix(history)
+        self._cut(seen)
+        state = self._marks[-1][2] if self._marks else None
+        for i in range(seen, len(history)):
+            message = history[i]
+            if not isinstance(message, Message):  # not cacheable: the rest is converted and formatted now
+                out = list(self._out)
+                for converted in as_messages(history[i:]):
+                    state = step(converted, out, state)
+                return out
+            state = step(message, self._out, state)
+            self._seen.append(message)
+            self._marks.append((len(self._out), self._out[-1] if self._out else None, state))
+        return list(self._out)
+
+    def _common_prefix(self, history: Sequence[Any]) -> int:
+        return _same_prefix(history, self._seen)
+
+    def _cut(self, n: int) -> None:
+        if n == len(self._seen):
+            return
+        del self._seen[n:], self._marks[n:]
+        if not self._marks:
+            self._out.clear()
+            return
+        length, last, _ = self._marks[-1]
+        del self._out[length:]
+        if last is not None:
+            self._out[-1] = last
+
+
+def _same_prefix(new: Sequence[Any], old: Sequence[Any]) -> int:
+    """How many items `new` and `old` share at their start (the same objects). One C-level pass."""
+    same = bytes(map(operator.is_, new, old))  # 1 where the same (map stops at the shorter one)
+    first_other = same.find(0)
+    return len(same) if first_other < 0 else first_other
 
 
 # -- the parser base ---------------------------------------------------------------------------------

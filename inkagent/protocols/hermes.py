@@ -29,6 +29,8 @@ from ..schema import Message, ToolCall
 from .base import (
     DEFAULT_INTERPRETER,
     CallStarted,
+    CallText,
+    HistoryCache,
     StreamItem,
     StreamParser,
     ToolProtocol,
@@ -80,6 +82,8 @@ class HermesParser(StreamParser):
             if not is_marker or (text == TOOL_CALL_END and self._body is None):
                 if self._body is not None:
                     self._body.append(text)
+                    if text:
+                        items.append(CallText("plugin", text))  # the call streams as it is written
                 elif text:
                     items.append(self._text(text))
             elif text == TOOL_CALL:
@@ -117,31 +121,46 @@ class HermesProtocol(ToolProtocol):
     def __init__(self, system_prompt: str | None = None) -> None:
         self.system_prompt = system_prompt
         self._tools = ToolsCache()
+        self._history = HistoryCache()
+        self._system: dict[str, Any] | None = None
 
     def format(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                interpreter_executor: Any = None) -> list[dict[str, Any]]:
-        tools = self._tools.get(tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1], _tools_prompt)
-        messages = as_messages(list(history))
+        tools = self._tools.get(tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1], _tools_prompt,
+                                shared="hermes")
+        messages = history if isinstance(history, list) else list(history)
         system = self.system_prompt
-        if messages and messages[0].role == "system":
-            system, messages = messages[0].content, messages[1:]
+        first = as_messages(messages[:1]) if messages else []
+        if first and first[0].role == "system":  # the history's own system message comes first
+            system, messages = first[0].content, messages[1:]
         if tools:
             system = f"{system}\n\n{tools}" if system else tools
-        out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
-        for message in messages:
-            if message.role == "environment":
-                response = f"{TOOL_RESPONSE}\n{message.content}\n{TOOL_RESPONSE_END}"
-                if out and out[-1].get("_results"):  # results of one turn share a user message
-                    out[-1]["content"] += "\n" + response
-                else:
-                    out.append({"role": "user", "content": response, "_results": True})
-            elif message.role == "assistant":
-                out.append({"role": "assistant", "content": self.format_calls(message.content, message.tool_calls)})
+        out = [self._system_message(system)] if system is not None else []
+        return out + self._history.format(messages, self._format_step)
+
+    def _system_message(self, text: str) -> dict[str, Any]:
+        """The system message, the same dict while its text stays (renderers cache what they saw)."""
+        if self._system is None or self._system["content"] != text:
+            self._system = {"role": "system", "content": text}
+        return self._system
+
+    def _format_step(self, message: Message, out: list[dict[str, Any]], after_result: bool | None) -> bool:
+        """One message; returns whether it was a result (the next result joins its user message)."""
+        if message.role == "environment" and message.name is None:  # a note of the agent's, not a result
+            out.append({"role": "system", "content": message.content})
+            return False
+        if message.role == "environment":
+            response = f"{TOOL_RESPONSE}\n{message.content}\n{TOOL_RESPONSE_END}"
+            if after_result:  # results of one turn share a user message
+                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + response}
             else:
-                out.append({"role": message.role, "content": message.content})
-        for entry in out:
-            entry.pop("_results", None)
-        return out
+                out.append({"role": "user", "content": response})
+            return True
+        if message.role == "assistant":
+            out.append({"role": "assistant", "content": self.format_calls(message.content, message.tool_calls)})
+        else:
+            out.append({"role": message.role, "content": message.content})
+        return False
 
     @staticmethod
     def format_calls(thought: str, calls: list[ToolCall]) -> str:

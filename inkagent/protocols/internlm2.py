@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..schema import Message, ParsedTurn, ToolCall
-from .base import CallInvalid, ToolProtocol, as_messages, tool_specs
+from .base import CallInvalid, HistoryCache, ToolProtocol, ToolsCache, as_messages, tool_specs
 from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
@@ -79,6 +79,9 @@ class Internlm2Protocol(ToolProtocol):
         self.interpreter_token = name_map.get("interpreter", "<|interpreter|>")
         self.end_token = self.tool["end"]
         self._system_cache: tuple[tuple, list[Any], list[dict]] | None = None
+        self._history = HistoryCache()  # the history's formatted messages, reused while it grows
+        self._listing = ToolsCache()  # the plugin prompt's tool listing (shared by agents with the same tools)
+        self._shots_cache: tuple[tuple, list, list[dict]] | None = None
 
     @property
     def _meta_template(self) -> str:
@@ -113,7 +116,7 @@ class Internlm2Protocol(ToolProtocol):
             content = self.interpreter_prompt.replace("{code_prompt}", code_prompt)
             messages.append({"role": "system", "content": content, "name": "interpreter"})
         if tools and self.plugin_prompt:
-            listing = json.dumps(describe_tools(tools), ensure_ascii=False, indent=4)
+            listing = self._listing.get(list(tools), _listing, shared="internlm2")
             messages.append({"role": "system", "content": self.plugin_prompt.replace("{prompt}", listing), "name": "plugin"})
         return messages
 
@@ -139,11 +142,20 @@ class Internlm2Protocol(ToolProtocol):
         if cached is None or cached[0] != key:
             system = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
             cached = self._system_cache = (key, tools + interpreter_specs, system)
-        formatted = [dict(m) for m in cached[2]]
-        for example in self.few_shot or ():
-            formatted += [self.format_message(m) for m in as_messages(example)]
-        formatted += [self.format_message(m) for m in as_messages(list(history))]
-        return formatted
+        tokens = (self.start_token, self.plugin_token, self.interpreter_token, self.end_token)
+        if self.few_shot:  # the examples are formatted once (for these tokens and this list of examples)
+            shots_key = (id(self.few_shot), tokens)
+            if self._shots_cache is None or self._shots_cache[0] != shots_key:
+                shots = [self.format_message(m) for example in self.few_shot for m in as_messages(example)]
+                self._shots_cache = (shots_key, self.few_shot, shots)
+            formatted = cached[2] + self._shots_cache[2]
+        else:
+            formatted = cached[2]
+        return formatted + self._history.format(history if isinstance(history, list) else list(history),
+                                                self._format_step, tokens)
+
+    def _format_step(self, message: Message, out: list[dict], state: Any) -> None:
+        out.append(self.format_message(message))
 
     def format_message(self, message: Message) -> dict:
         if message.role == "assistant":
@@ -173,3 +185,8 @@ class Internlm2Protocol(ToolProtocol):
     def stream_parser(self, interpreter_name: str = "IPythonInterpreter") -> Internlm2StreamParser:
         """A fresh incremental parser for one model output."""
         return Internlm2StreamParser(interpreter_name=interpreter_name)
+
+
+def _listing(tools: list[ToolSpecLike]) -> str:
+    """The tools as the plugin prompt lists them (lagent's JSON, indented by 4)."""
+    return json.dumps(describe_tools(tools), ensure_ascii=False, indent=4)

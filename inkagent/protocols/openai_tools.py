@@ -24,12 +24,12 @@ from ..schema import Message, ParsedTurn, ToolCall
 from .base import (
     DEFAULT_INTERPRETER,
     CallInvalid,
+    HistoryCache,
     ModelRequest,
     StreamItem,
     StreamParser,
     ToolProtocol,
     ToolsCache,
-    as_messages,
     as_tool_spec,
     tool_specs,
 )
@@ -107,13 +107,14 @@ class OpenAIToolsProtocol(ToolProtocol):
         self.tool_choice = tool_choice
         self._names = ToolNames()
         self._tools = ToolsCache()
+        self._history = HistoryCache()
 
     # -- format --------------------------------------------------------------------------------
     def request(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                 interpreter_executor: Any = None) -> ModelRequest:
         """The OpenAI messages, the `tools` (names mapped) and `tool_choice`."""
         specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
-        names, tools = self._tools.get(specs, _openai_tools)
+        names, tools = self._tools.get(specs, _openai_tools, shared="openai")
         self._names = names
         messages = self._messages(history, names)
         if not tools:
@@ -134,26 +135,27 @@ class OpenAIToolsProtocol(ToolProtocol):
         return choice
 
     def _messages(self, history: Iterable[Message | dict], names: ToolNames) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if self.system_prompt:
-            out.append({"role": "system", "content": self.system_prompt})
-        open_ids: set[str] = set()  # ids of the calls the last assistant message made
-        for message in as_messages(list(history)):
-            if message.role == "assistant":
-                entry: dict[str, Any] = {"role": "assistant", "content": message.content}
-                if message.tool_calls:
-                    entry["tool_calls"] = [self._wire_call(call, names) for call in message.tool_calls]
-                open_ids = {call.id for call in message.tool_calls}
-                out.append(entry)
-            elif message.role == "environment":
-                if message.tool_call_id in open_ids:
-                    out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content})
-                else:  # not the answer to a call of the model (lagent's environment role): a system note
-                    out.append({"role": "system", "content": message.content})
-            else:
-                open_ids = set()
-                out.append({"role": message.role, "content": message.content})
-        return out
+        out: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages = history if isinstance(history, list) else list(history)
+        return out + self._history.format(messages, self._format_step, names)
+
+    def _format_step(self, message: Message, out: list[dict[str, Any]], open_ids: frozenset[str] | None) -> frozenset[str]:
+        """One message; returns the ids of the calls the last assistant message made (which `tool`
+        messages may answer). Each message's wire form (its calls' JSON) is made once and reused."""
+        if message.role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": message.content}
+            if message.tool_calls:
+                entry["tool_calls"] = [self._wire_call(call, self._names) for call in message.tool_calls]
+            out.append(entry)
+            return frozenset(call.id for call in message.tool_calls)
+        if message.role == "environment":
+            if message.tool_call_id in (open_ids or ()):
+                out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content})
+            else:  # not the answer to a call of the model (lagent's environment role): a system note
+                out.append({"role": "system", "content": message.content})
+            return open_ids or frozenset()
+        out.append({"role": message.role, "content": message.content})
+        return frozenset()
 
     @staticmethod
     def _wire_call(call: ToolCall, names: ToolNames) -> dict[str, Any]:

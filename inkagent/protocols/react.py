@@ -30,12 +30,12 @@ from ..schema import Message
 from .base import (
     DEFAULT_INTERPRETER,
     CallStarted,
+    HistoryCache,
     StreamItem,
     StreamParser,
     TextPiece,
     ToolProtocol,
     ToolsCache,
-    as_messages,
     tool_specs,
 )
 from .decoding import MarkerScanner, decode_arguments
@@ -230,11 +230,14 @@ class ReActProtocol(ToolProtocol):
         self.force_stop = force_stop or (FORCE_STOP_PROMPT_EN if english else FORCE_STOP_PROMPT_CN)
         self.stop_words = (self.response["begin"],)
         self._prompt = ToolsCache()
+        self._history = HistoryCache()
+        self._system: dict[str, Any] | None = None
 
     def system_prompt(self, plugin_executor: Any = None, interpreter_executor: Any = None) -> str:
         """lagent's call protocol with the tools' descriptions (lagent's dicts) and names filled in."""
         specs = tool_specs(plugin_executor) + tool_specs(interpreter_executor)[:1]
-        return self._prompt.get(specs, self._render_prompt)
+        fields = tuple(f["begin"] for f in (self.thought, self.action, self.action_input, self.response, self.finish))
+        return self._prompt.get(specs, self._render_prompt, shared=("react", self.call_protocol, fields))
 
     def _render_prompt(self, specs: list[Any]) -> str:
         infos = _actions_info(specs)
@@ -250,16 +253,23 @@ class ReActProtocol(ToolProtocol):
 
     def format(self, history: Iterable[Message | dict], plugin_executor: Any = None,
                interpreter_executor: Any = None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt(plugin_executor, interpreter_executor)}]
-        for message in as_messages(list(history)):
-            if message.role == "environment":
-                content = self.response["begin"] + message.content + self.response["end"]
-                out.append({"role": "system", "content": content})
-            elif message.role == "assistant":
-                out.append({"role": "assistant", "content": self.format_turn(message)})
-            else:
-                out.append({"role": message.role, "content": message.content})
-        return out
+        text = self.system_prompt(plugin_executor, interpreter_executor)
+        if self._system is None or self._system["content"] != text:  # the same dict while the text stays
+            self._system = {"role": "system", "content": text}
+        system = [self._system]
+        fields = tuple((f["begin"], f["end"]) for f in (self.thought, self.action, self.action_input,
+                                                        self.response, self.finish))
+        messages = history if isinstance(history, list) else list(history)
+        return system + self._history.format(messages, self._format_step, fields)
+
+    def _format_step(self, message: Message, out: list[dict[str, Any]], state: Any) -> None:
+        if message.role == "environment":
+            content = self.response["begin"] + message.content + self.response["end"]
+            out.append({"role": "system", "content": content})
+        elif message.role == "assistant":
+            out.append({"role": "assistant", "content": self.format_turn(message)})
+        else:
+            out.append({"role": message.role, "content": message.content})
 
     def format_turn(self, message: Message) -> str:
         """An assistant message in fields: its thought and calls, or its final answer. A raw output (a

@@ -4,7 +4,8 @@
 llm:                      # the model: a registered name or an import path, plus its arguments
   type: HFTransformer
   path: internlm/internlm2-chat-7b
-agent:                    # Internlm2Agent unless told otherwise; only the agent's own settings
+agent:                    # a ToolAgent (Internlm2Agent) unless told otherwise; only the agent's own settings
+  protocol: internlm2     # internlm2 | openai | hermes | react, or {type: openai, tool_choice: required}
   max_turn: 10
   language: en            # prompt set: en or zh
   generation: {temperature: 0.2}   # generation options for every model call (or put them under llm:)
@@ -53,6 +54,7 @@ class Component(BaseModel):
 class AgentSection(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str = "Internlm2Agent"
+    protocol: str | dict[str, Any] | None = None  # a name, or {type: <name>, <the protocol's options>}; internlm2
     max_turn: int = Field(10, ge=1)
     language: str = Field("en", pattern="^(en|zh)$")
     meta_prompt: str | None = None
@@ -280,9 +282,42 @@ def _llm_component(component: Component, config: Config) -> Component:
     return component.model_copy(update=updates) if updates else component
 
 
+def protocol_name(config: Config) -> str:
+    """The name of the config's `agent.protocol` (`internlm2` by default)."""
+    spec = config.agent.protocol
+    if isinstance(spec, dict):
+        return str(spec.get("type", "internlm2"))
+    return spec or "internlm2"
+
+
 def build_llm(config: Config) -> Any:
-    """The model backend of the config."""
-    return _build(_llm_component(config.llm, config), BUILTIN_LLMS, config, "llm")
+    """The model backend of the config.
+
+    With a protocol other than `internlm2`, the backend does not carry InternLM2's defaults: no
+    `<|im_end|>` stop word (the protocol says its own) and, for chat APIs and backends that render
+    with the model's own chat template (`meta_template: null`), no INTERNLM2 meta template. A raw-prompt
+    completions backend keeps its ChatML template (Qwen's format too). Set either key to override.
+    """
+    component = _llm_component(config.llm, config)
+    if protocol_name(config) != "internlm2":
+        component = _without_internlm2_defaults(component, config)
+    return _build(component, BUILTIN_LLMS, config, "llm")
+
+
+def _without_internlm2_defaults(component: Component, config: Config) -> Component:
+    try:
+        target = load_object(component.type, table=BUILTIN_LLMS, base_dir=config.base_dir)
+    except LookupFailed as exc:
+        raise ConfigError(str(exc), path=str(config.source), key="llm.type") from exc
+    if not isinstance(target, type):
+        return component
+    updates: dict[str, Any] = {}
+    if "stop_words" not in component.kwargs:
+        updates["stop_words"] = None
+    completions = component.kwargs.get("mode", "completions") != "chat" and hasattr(target, "stream_deltas")
+    if "meta_template" not in component.kwargs and not completions:
+        updates["meta_template"] = None
+    return component.model_copy(update=updates)
 
 
 def build_actions(config: Config, agent_llm: Any = None) -> list[Any]:
@@ -313,12 +348,37 @@ def build_mcp_toolsets(config: Config) -> list[Any]:
     return build_toolsets(config, timeout_s=config.agent.tool_timeout_s)
 
 
-def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
-    """The agent of the config, with its model, tools and interpreter."""
-    from ..actions.executor import ActionExecutor
-    from ..protocols.internlm2 import Internlm2Protocol
+def build_protocol(config: Config) -> Any:
+    """The config's `agent.protocol`: a name, or a mapping with `type` (the name) and the protocol's options.
+    `language` and the prompt keys of `agent:` apply to the protocols that take them."""
+    from ..protocols import get_protocol
 
-    llm = llm if llm is not None else build_llm(config)
+    section, spec = config.agent, config.agent.protocol
+    options = {k: v for k, v in spec.items() if k != "type"} if isinstance(spec, dict) else {}
+    name = protocol_name(config)
+    if name == "internlm2":
+        prompts = {"meta_prompt": section.meta_prompt, "interpreter_prompt": section.interpreter_prompt,
+                   "plugin_prompt": section.plugin_prompt}  # fmt: skip
+        options = {"language": section.language, **prompts, **options}
+    elif name == "react":
+        options = {"language": section.language, **options}
+    elif section.meta_prompt is not None:  # openai / hermes: the meta prompt is their system prompt
+        options = {"system_prompt": section.meta_prompt, **options}
+    try:
+        return get_protocol(name, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build protocol {name!r}: {exc}", path=str(config.source), key="agent.protocol") from exc
+
+
+def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
+    """The agent of the config, with its model, tools and interpreter.
+
+    Raises:
+        ConfigError: a bad key, or a protocol the backend cannot serve (`openai` needs a chat API).
+    """
+    from ..actions.executor import ActionExecutor
+    from ..agents.tool_agent import ToolAgent
+
     section = config.agent
     try:
         agent_cls = load_object(section.type, table=BUILTIN_AGENTS, base_dir=config.base_dir)
@@ -330,10 +390,16 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
         extra.pop(shared, None)  # read by other parts of inkagent, not the agent's constructor
     if section.generation:
         extra.update(section.generation)  # the agent passes them on to every model call
-    if section.type != "Internlm2Agent" and agent_cls.__name__ != "Internlm2Agent":
+    if not (isinstance(agent_cls, type) and issubclass(agent_cls, ToolAgent)):
         if "language" in section.model_fields_set:
             extra["language"] = section.language
-        return agent_cls(llm=llm, **extra)  # a skill agent takes its own keys
+        return agent_cls(llm=llm if llm is not None else build_llm(config), **extra)  # a skill takes its own keys
+    protocol = build_protocol(config)
+    llm = llm if llm is not None else build_llm(config)
+    try:
+        protocol.check_backend(llm)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=str(config.source), key="agent.protocol") from exc
     limits = {"timeout_s": section.tool_timeout_s, "max_output_chars": section.max_output_chars}
     actions = build_actions(config, llm)
     toolsets = build_mcp_toolsets(config)
@@ -355,12 +421,6 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
             raise
         # the interpreter enforces its own time limit (and restarts its kernel); no second one here
         interpreter_executor = ActionExecutor([interpreter], timeout_s=None, max_output_chars=section.max_output_chars)
-    protocol = Internlm2Protocol(
-        language=section.language,
-        meta_prompt=section.meta_prompt,
-        interpreter_prompt=section.interpreter_prompt,
-        plugin_prompt=section.plugin_prompt,
-    )
     return agent_cls(
         llm=llm,
         plugin_executor=plugin_executor,

@@ -29,7 +29,8 @@ config keys (ready configs in configs/):
                                    total_timeout_s (per request, default 600), max_retries, max_retry_wait_s
                  OpenAICompatibleVision  a vision model on LMDeploy / vLLM (XComposer2, InternVL):
                                    base_url, model, prefill, api_key_env (for see / write configs)
-  agent        {type: Internlm2Agent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
+  agent        {type: Internlm2Agent | ToolAgent | ChatAgent | module:attr, max_turn: 10, language: en | zh,
+               protocol: internlm2 | openai | hermes | react (or {type: <name>, <its options>}),
                tool_timeout_s: 60, max_output_chars: 8000, meta_prompt, interpreter_prompt, plugin_prompt,
                generation: {temperature: ..., ...}}: the agent's own settings; generation options go
                under agent.generation or llm. An unknown key anywhere is an error naming the closest one.

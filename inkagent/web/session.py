@@ -391,12 +391,10 @@ def agent_kind(agent: Any) -> str:
 
 def _protocol_for(config: Any, language: str) -> Any:
     """The protocol the config builds, in another prompt language (built by the config system itself)."""
-    from ..llms.scripted import ScriptedLLM
-    from ..runners.config import build_agent
+    from ..runners.config import build_protocol
 
     section = config.agent.model_copy(update={"language": language})
-    bare = config.model_copy(update={"agent": section, "actions": [], "interpreter": None})
-    return build_agent(bare, llm=ScriptedLLM()).protocol
+    return build_protocol(config.model_copy(update={"agent": section}))
 
 
 def article_blocks(article: Any) -> list[tuple[str, Path | None, str]]:
