@@ -112,21 +112,27 @@ class MarkerScanner:
         return 0
 
 
-def call_from_json(text: str, hint: str) -> tuple[str, dict[str, Any]] | str:
+def call_from_json(
+    text: str, hint: str, *, noun: str = "tool call", keys: tuple[str, str] = ("arguments", "parameters")
+) -> tuple[str, dict[str, Any]] | str:
     """`(name, arguments)` from a JSON call object `{"name": ..., "arguments" | "parameters": {...}}`
-    (arguments may be a JSON text, as OpenAI writes them), or the reason it is malformed (ending with `hint`)."""
+    (arguments may be a JSON text, as OpenAI writes them), or the reason it is malformed (ending with `hint`).
+
+    `noun` names the call in the reasons ("plugin call" for InternLM2); `keys` are the two spellings of
+    the arguments' key, the protocol's own first (it wins when a call has both).
+    """
     text = text.strip()
     if not text:
-        return f"The tool call is empty. {hint}"
+        return f"The {noun} is empty. {hint}"
     data, problem = load_json(text)
     if problem:
-        return f"The tool call is {problem}. {hint}"
+        return f"The {noun} is {problem}. {hint}"
     if not isinstance(data, dict):
-        return f"The tool call must be a JSON object, got {type(data).__name__}. {hint}"
+        return f"The {noun} must be a JSON object, got {type(data).__name__}. {hint}"
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        return f'The tool call has no "name" (a string naming the tool). {hint}'
-    key = "arguments" if "arguments" in data else "parameters"
+        return f'The {noun} has no "name" (a string naming the tool). {hint}'
+    key = keys[0] if keys[0] in data else keys[1]
     arguments = decode_arguments(data.get(key), f'"{key}" of the call to {name.strip()}')
     if isinstance(arguments, str):
         return f"{arguments} {hint}"

@@ -25,7 +25,7 @@ from .base import (  # re-exported: the stream items used to live here
     StreamParser,
     TextPiece,
 )
-from .decoding import load_json
+from .decoding import call_from_json
 
 __all__ = [
     "CallInvalid", "CallParsed", "CallStarted", "CallText", "Internlm2StreamParser", "StreamItem", "TextPiece",
@@ -104,27 +104,10 @@ def decode_plugin_call(body: str) -> ToolCall | str:
     text = body.strip()
     if text.startswith("```"):  # some models wrap the JSON in a ```json fence
         text = (_fenced(text) or "").strip()
-    if not text:
-        return f"The plugin call is empty. {PLUGIN_CALL_HINT}"
-    data, problem = load_json(text)
-    if problem:
-        return f"The plugin call is {problem}. {PLUGIN_CALL_HINT}"
-    if not isinstance(data, dict):
-        return f"The plugin call must be a JSON object, got {type(data).__name__}. {PLUGIN_CALL_HINT}"
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return f'The plugin call has no "name" (a string naming the tool). {PLUGIN_CALL_HINT}'
-    key = "parameters" if "parameters" in data else "arguments"
-    arguments = data.get(key, {})
-    if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
-        arguments, problem = load_json(arguments) if arguments.strip() else ({}, None)
-        if problem:
-            return f'The "{key}" string of the plugin call is {problem}. {PLUGIN_CALL_HINT}'
-    if arguments is None:
-        arguments = {}
-    if not isinstance(arguments, dict):
-        return f'The "{key}" of the plugin call must be a JSON object, got {type(arguments).__name__}.'
-    return ToolCall(kind="plugin", name=name.strip(), arguments=arguments)
+    decoded = call_from_json(text, PLUGIN_CALL_HINT, noun="plugin call", keys=("parameters", "arguments"))
+    if isinstance(decoded, str):
+        return decoded
+    return ToolCall(kind="plugin", name=decoded[0], arguments=decoded[1])
 
 
 def decode_interpreter_call(body: str, name: str = "IPythonInterpreter") -> ToolCall | str:
