@@ -476,6 +476,27 @@ class OpenAICompatible(LLM):
         failed.clear()
         return True
 
+    def _after_failure(
+        self,
+        replica: Replica,
+        failed: set[Replica],
+        attempts: int,
+        waits: int,
+        response: httpx.Response | None,
+        deadline: float | None,
+        last: str,
+    ) -> float | None:
+        """After a failed attempt on `replica`: None to try another replica at once, else the seconds to
+        wait before the next round. Raises `LLMError` when the retries or the deadline are spent."""
+        self.replicas.release(replica, failed=True)
+        failed.add(replica)
+        if not self._round_over(failed):
+            logger.warning("%s: %s; trying another replica", replica.url, self.redact(last))
+            return None
+        if waits >= self.max_retries:
+            raise self._give_up(attempts, last)
+        return self._retry_wait(waits, response, deadline, last)
+
     def _taken(self, response: httpx.Response, replica: Replica) -> httpx.Response:
         """A 2xx response: its replica stays counted in flight until `_close` / `_aclose`."""
         response.extensions["inkagent_replica"] = replica
@@ -553,16 +574,10 @@ class OpenAICompatible(LLM):
                 response.read()
                 response.close()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            self.replicas.release(replica, failed=True)
-            failed.add(replica)
-            if self._round_over(failed):
-                if waits >= self.max_retries:
-                    raise self._give_up(attempts, last)
-                wait = self._retry_wait(waits, response, deadline, last)
+            wait = self._after_failure(replica, failed, attempts, waits, response, deadline, last)
+            if wait is not None:
                 waits += 1
                 time.sleep(wait)
-            else:
-                logger.warning("%s: %s; trying another replica", url, self.redact(last))
 
     def complete(self, inputs: Prompt, **gen_params) -> Completion:
         """One non-streamed request; the full answer with tool calls and stats."""
@@ -715,16 +730,10 @@ class OpenAICompatible(LLM):
                 await response.aread()
                 await response.aclose()
                 last = f"HTTP {response.status_code}: {_response_error(response)}"
-            self.replicas.release(replica, failed=True)
-            failed.add(replica)
-            if self._round_over(failed):
-                if waits >= self.max_retries:
-                    raise self._give_up(attempts, last)
-                wait = self._retry_wait(waits, response, deadline, last)
+            wait = self._after_failure(replica, failed, attempts, waits, response, deadline, last)
+            if wait is not None:
                 waits += 1
                 await asyncio.sleep(wait)
-            else:
-                logger.warning("%s: %s; trying another replica", url, self.redact(last))
 
     async def acomplete(
         self, inputs: Prompt, client: httpx.AsyncClient | None = None, **gen_params
