@@ -120,3 +120,24 @@ def test_a_kernel_that_fails_to_start_is_reported_by_the_first_call_and_the_next
     finally:
         interpreter.close()
     assert _kernels() == []
+
+
+def test_a_tool_without_time_limit_runs_on_the_calling_thread_and_one_with_a_limit_does_not():
+    from inkagent.actions import ActionExecutor, tool
+
+    @tool
+    def where() -> str:
+        """The name of the thread running this call, after printing it."""
+        import threading
+
+        print("on", threading.current_thread().name)
+        return threading.current_thread().name
+
+    import threading
+
+    call = ToolCall(name="where", arguments={})
+    inline = ActionExecutor([where], timeout_s=None).run(call)
+    assert inline.output == f"on {threading.current_thread().name}\n{threading.current_thread().name}"
+    limited = ActionExecutor([where], timeout_s=30).run(call)
+    assert limited.ok and limited.output.endswith("inkagent-call")  # a pooled worker; its print is still captured
+    assert limited.output.startswith("on inkagent-call")
