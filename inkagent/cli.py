@@ -71,7 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     from .runners.logsetup import configure_logging
 
     configure_logging(level)  # one line per message, hub retries collapsed
-    return int(args._runner(args) or 0)
+    code = int(args._runner(args) or 0)
+    if argv is None:  # the `inkagent` program, which exits now
+        _spare_the_last_collections()
+    return code
+
+
+def _spare_the_last_collections() -> None:
+    """Keep the garbage collections of the interpreter's exit from walking every object alive now:
+    after a model was loaded (torch, transformers: millions of objects) they take about a second. Only
+    cyclic garbage collection is skipped: exit handlers (`atexit`, `weakref.finalize`: kernels, MCP
+    servers) still run, and objects freed by reference counting are still freed."""
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":
