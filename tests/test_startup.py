@@ -141,3 +141,21 @@ def test_a_tool_without_time_limit_runs_on_the_calling_thread_and_one_with_a_lim
     limited = ActionExecutor([where], timeout_s=30).run(call)
     assert limited.ok and limited.output.endswith("inkagent-call")  # a pooled worker; its print is still captured
     assert limited.output.startswith("on inkagent-call")
+
+
+def test_num_threads_sets_torch_threads_and_a_bad_value_is_named(tiny_model_dir):
+    import pytest
+    import torch
+
+    from inkagent.errors import LLMError
+    from inkagent.llms import HFTransformer
+
+    with pytest.raises(LLMError, match="num_threads must be a positive whole number, not 0"):
+        HFTransformer(path=str(tiny_model_dir), device="cpu", num_threads=0)
+    before = torch.get_num_threads()
+    try:
+        llm = HFTransformer(path=str(tiny_model_dir), device="cpu", num_threads=1, max_new_tokens=2)
+        assert torch.get_num_threads() == 1
+        assert isinstance(llm.generate("hello"), str)
+    finally:
+        torch.set_num_threads(before)
