@@ -1,6 +1,7 @@
 """`IPythonInterpreter`: runs the model's Python code in a Jupyter kernel of its own.
 
-Each interpreter (one per agent session) owns one IPython kernel process, started on the first call,
+Each interpreter (one per agent session) owns one IPython kernel process, started on the first call
+(or ahead of it, in the background, by `start()`: `build_agent` does so while the model loads),
 with its own working directory, a wall-clock time limit per call and a memory limit. Variables persist
 from call to call. The agent talks to the kernel over ZeroMQ (jupyter_client), so calls work from any
 thread: no signal handler is installed in the agent's process.
