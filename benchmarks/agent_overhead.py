@@ -258,7 +258,7 @@ def main() -> None:
     print(f"tools in prompt: {N_TOOLS * 2} APIs from {N_TOOLS} toolkits; turns per task: {TURNS}; runs: {args.runs}")
     print(f"lagent 0.2.4 Internlm2Agent:                 {lagent_us:8.1f} µs per turn (median)")
     print(f"inkagent, no per-call time limit (as lagent): {same_us:8.1f} µs per turn   ratio {lagent_us / same_us:5.1f}x")
-    print(f"inkagent, 60 s time limit (a thread a call):  {limited_us:8.1f} µs per turn   ratio {lagent_us / limited_us:5.1f}x")
+    print(f"inkagent, 60 s time limit (a pooled worker):  {limited_us:8.1f} µs per turn   ratio {lagent_us / limited_us:5.1f}x")
     print("the protocol's own work per turn (format the request, parse the output, render the result):")
     for name, us in protocol_us(ActionExecutor(tools, timeout_s=None), args.runs).items():
         print(f"  {name:10s} {us:8.1f} µs per turn")

@@ -15,7 +15,13 @@ it was imported under: what `import lagent` pulls in (jsonschema, its URI gramma
 torch is torch's even when transformers imports it; modules imported outside any group are "others"
 (the largest are listed by top-level package).
 
-    python benchmarks/startup.py [--runs 3] [--no-imports]
+    python benchmarks/startup.py [--runs 3] [--no-imports] [--baseline DIR]
+
+Python's bytecode cache is on for the runs (PYTHONDONTWRITEBYTECODE is dropped from their
+environment, as users run), and each command runs once unmeasured first, so that the caches exist.
+With `--baseline DIR` (another inkagent checkout, e.g. main before a change), every command also runs
+with `PYTHONPATH=DIR` and DIR's own configs, alternating with this checkout's runs, and each figure is
+printed beside the baseline's, with their ratio.
 """
 
 from __future__ import annotations
@@ -38,17 +44,24 @@ ROOT = Path(__file__).resolve().parents[1]
 TASK = "What is 17 * 23?"
 PROMPT = "›"
 
-#: (label, inkagent arguments, goal in seconds, whether it is timed to the REPL prompt)
-COMMANDS = [
-    ("inkagent run configs/scripted.yaml", ["run", str(ROOT / "configs/scripted.yaml")], 1.0, False),
-    (
-        f'inkagent run configs/demo.yaml --task "{TASK}"',
-        ["run", str(ROOT / "configs/demo.yaml"), "--task", TASK],
-        5.0,
-        False,
-    ),
-    ("inkagent chat configs/demo.yaml (to the prompt)", ["chat", str(ROOT / "configs/demo.yaml")], 4.0, True),
-]
+
+
+def commands(root: Path) -> list[tuple[str, list[str], float, bool]]:
+    """(label, inkagent arguments, goal in seconds, whether it is timed to the REPL prompt), with the
+    configs of the checkout at `root`."""
+    return [
+        ("inkagent run configs/scripted.yaml", ["run", str(root / "configs/scripted.yaml")], 1.0, False),
+        (
+            f'inkagent run configs/demo.yaml --task "{TASK}"',
+            ["run", str(root / "configs/demo.yaml"), "--task", TASK],
+            5.0,
+            False,
+        ),
+        ("inkagent chat configs/demo.yaml (to the prompt)", ["chat", str(root / "configs/demo.yaml")], 4.0, True),
+    ]
+
+
+COMMANDS = commands(ROOT)
 
 #: Package groups of the import breakdown: top-level module names.
 GROUPS = {
@@ -65,10 +78,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, code: Path = ROOT) -> dict[str, str]:
+    """The environment of a measured run of the inkagent checkout at `code`."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INKAGENT_HOME": str(home), "TERM": "xterm-256color"}
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.pop("NO_COLOR", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # users' runs read cached bytecode
     return env
 
 
@@ -143,24 +159,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs of each command")
     parser.add_argument("--no-imports", action="store_true", help="skip the -X importtime breakdown")
+    parser.add_argument("--baseline", type=Path, help="another inkagent checkout to compare with, run alternately")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="inkagent-startup-") as tmp:
         cwd = Path(tmp)
-        env = _env(cwd / "home")
-        samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for _ in range(args.runs):  # the commands alternate, so machine load hits all alike
-            for label, command, _goal, to_prompt in COMMANDS:
-                timer = time_prompt if to_prompt else time_run
-                samples[label].append(timer(command, cwd, env))
+        sides = {"this": (commands(ROOT), _env(cwd / "home"))}
+        if args.baseline:
+            base = args.baseline.resolve()
+            sides["baseline"] = (commands(base), _env(cwd / "home", base))
+        samples: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        for run in range(args.runs + 1):  # the commands alternate, so machine load hits all alike
+            for side, (side_commands, env) in sides.items():
+                for label, command, _goal, to_prompt in side_commands:
+                    timer = time_prompt if to_prompt else time_run
+                    sample = timer(command, cwd, env)
+                    if run:  # the first round only fills the bytecode caches
+                        samples[side, label].append(sample)
 
         print(f"start-up, {args.runs} runs each (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
         print(f"{'command':58} {'wall s':>7} {'fastest':>8} {'CPU s':>6}   goal")
         for label, _command, goal, _ in COMMANDS:
-            walls = [wall for wall, _ in samples[label]]
-            wall, cpu = statistics.median(walls), statistics.median(cpu for _, cpu in samples[label])
-            verdict = "met" if wall <= goal else f"{wall / goal:.1f}x the goal"
-            print(f"{label:58} {wall:7.2f} {min(walls):8.2f} {cpu:6.2f}   <= {goal:.1f} s: {verdict}")
+            for side in sides:
+                walls = [wall for wall, _ in samples[side, label]]
+                wall, cpu = statistics.median(walls), statistics.median(cpu for _, cpu in samples[side, label])
+                verdict = "met" if wall <= goal else f"{wall / goal:.1f}x the goal"
+                name = label if side == "this" else f"  baseline ({args.baseline})"
+                line = f"{name:58} {wall:7.2f} {min(walls):8.2f} {cpu:6.2f}   <= {goal:.1f} s: {verdict}"
+                if side == "baseline":
+                    this_wall = statistics.median(wall for wall, _ in samples["this", label])
+                    this_cpu = statistics.median(cpu for _, cpu in samples["this", label])
+                    line += f"; this/baseline: wall {this_wall / wall:.2f}x, CPU {this_cpu / cpu:.2f}x"
+                print(line)
 
         if args.no_imports:
             return
@@ -170,7 +200,7 @@ def main() -> None:
         for label, command, _goal, to_prompt in COMMANDS:
             if to_prompt:
                 continue  # the same imports as `run` with the same config, up to the prompt
-            by_group, others = import_breakdown(command, cwd, env)
+            by_group, others = import_breakdown(command, cwd, sides["this"][1])
             cells = " ".join(f"{by_group.get(name, 0.0):12.2f}" for name in names)
             print(f"{label:58} {cells} {sum(by_group.values()):7.2f}")
             largest = sorted(((s, p) for p, s in others.items()), reverse=True)[:8]

@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given `command`, only that subcommand's module is imported and its arguments
+    added (the others are listed with their help line only), so that a run does not pay for the imports
+    of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="inkagent",
         description="InternLM2-protocol agents: run tasks, chat with tool traces, benchmark tool calls.",
@@ -37,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if command is not None and name != command:
+            subparsers.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -50,8 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (the first word that is not an option), if it is one."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -60,7 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     from .runners.logsetup import configure_logging
 
     configure_logging(level)  # one line per message, hub retries collapsed
-    return int(args._runner(args) or 0)
+    code = int(args._runner(args) or 0)
+    if argv is None:  # the `inkagent` program, which exits now
+        _spare_the_last_collections()
+    return code
+
+
+def _spare_the_last_collections() -> None:
+    """Keep the garbage collections of the interpreter's exit from walking every object alive now:
+    after a model was loaded (torch, transformers: millions of objects) they take about a second. Only
+    cyclic garbage collection is skipped: exit handlers (`atexit`, `weakref.finalize`: kernels, MCP
+    servers) still run, and objects freed by reference counting are still freed."""
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from _thread import allocate_lock as _allocate_lock
 from collections.abc import Sequence
 from typing import Any
 
@@ -263,38 +264,43 @@ class ActionExecutor:
 class _Workers:
     """Daemon threads that run calls, reused between calls (a thread start costs more than a hand-off).
 
-    A call that hangs keeps its thread; the pool then starts another, so a hung tool never blocks later
-    calls or the interpreter's exit. Threads idle for a minute leave.
+    Each idle worker waits on a mailbox of its own (a `SimpleQueue`); `submit` takes an idle worker's
+    mailbox off a stack, or starts a worker when none is idle, so a call never queues behind a hung
+    one, and a hung tool never blocks later calls or the interpreter's exit. The stack is a list:
+    `append` and `pop` are atomic, so a hand-off takes no lock (two C-level queue operations and a
+    thread wake-up). Workers idle for a minute leave.
     """
 
     IDLE_S = 60.0
 
     def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
+        self._idle: list[queue.SimpleQueue] = []  # mailboxes of idle workers, the latest idle last
 
-    def submit(self, task) -> None:
-        with self._lock:  # put under the lock: a worker leaving checks the queue under it too
-            if self._idle:
-                self._idle -= 1
-            else:
-                threading.Thread(target=self._work, name="inkagent-call", daemon=True).start()
-            self._tasks.put(task)
+    def submit(self, task, done) -> None:
+        """Run `task()` on a worker, then release the lock `done` (held by the caller)."""
+        try:
+            mailbox = self._idle.pop()
+        except IndexError:
+            mailbox = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(mailbox,), name="inkagent-call", daemon=True).start()
+        mailbox.put((task, done))
 
-    def _work(self) -> None:
+    def _work(self, mailbox: queue.SimpleQueue) -> None:
         while True:
             try:
-                task = self._tasks.get(timeout=self.IDLE_S)
+                task, done = mailbox.get(timeout=self.IDLE_S)
             except queue.Empty:
-                with self._lock:
-                    if self._tasks.empty():
-                        self._idle -= 1
-                        return
-                continue
-            task()
-            with self._lock:
-                self._idle += 1
+                try:
+                    self._idle.remove(mailbox)
+                except ValueError:  # `submit` took this mailbox just now: its task is on the way
+                    continue
+                return
+            try:
+                task()
+            finally:
+                # idle again before the caller wakes: it may hand this worker its next call at once
+                self._idle.append(mailbox)
+                done.release()
 
 
 _WORKERS = _Workers()
@@ -305,7 +311,7 @@ class _Job:
 
     def __init__(self, executor: ActionExecutor, call: ToolCall):
         self.executor, self.call = executor, call
-        self._done = threading.Event()
+        self._done: Any = None  # a lock held while the call runs on a worker (see `submit`)
         self._start_time = time.perf_counter()
         prepared = executor._prepare(call)
         self.ready = not isinstance(prepared, ActionResult)
@@ -326,7 +332,9 @@ class _Job:
 
     def submit(self) -> None:
         self._start_time = time.perf_counter()
-        _WORKERS.submit(self._target)
+        self._done = _allocate_lock()  # released by the worker when the call ends: cheaper than an Event
+        self._done.acquire()
+        _WORKERS.submit(self._target, self._done)
 
     def _target(self) -> None:
         call, name = self.call, self._bound.spec.name
@@ -353,14 +361,13 @@ class _Job:
                         "the tool tried to end its thread or the program; the call was stopped.",
                     )
             self.result = self.executor._with_printed(self.result, printed.text())
-            self.result.duration_s = time.perf_counter() - self._start_time
         finally:
-            self._done.set()
+            self.result.duration_s = time.perf_counter() - self._start_time
 
     def wait(self) -> None:
         limit = self.limit_s
-        remaining = None if limit is None else max(0.0, limit - (time.perf_counter() - self._start_time))
-        if not self._done.wait(remaining):
+        remaining = -1 if limit is None else max(0.0, limit - (time.perf_counter() - self._start_time))
+        if not self._done.acquire(timeout=remaining):
             self.result = _failure(
                 self.call,
                 "timeout",

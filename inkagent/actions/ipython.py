@@ -1,6 +1,7 @@
 """`IPythonInterpreter`: runs the model's Python code in a Jupyter kernel of its own.
 
-Each interpreter (one per agent session) owns one IPython kernel process, started on the first call,
+Each interpreter (one per agent session) owns one IPython kernel process, started on the first call
+(or ahead of it, in the background, by `start()`: `build_agent` does so while the model loads),
 with its own working directory, a wall-clock time limit per call and a memory limit. Variables persist
 from call to call. The agent talks to the kernel over ZeroMQ (jupyter_client), so calls work from any
 thread: no signal handler is installed in the agent's process.
@@ -139,6 +140,7 @@ class _Kernel:
         memory_limit_mb: int | None,
         startup_timeout_s: float,
         extra_env: dict[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ):
         require("jupyter_client", "jupyter_client ipykernel")
         if importlib.util.find_spec("ipykernel") is None:  # the kernel process imports it, not this one
@@ -150,6 +152,7 @@ class _Kernel:
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="inkagent-kernel-"))
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._cancel = cancel  # set: stop waiting for the kernel to start (the interpreter is closing)
         connection_file, _ = write_connection_file(
             str(self.runtime_dir / "kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
         )
@@ -170,11 +173,19 @@ class _Kernel:
                 stderr=subprocess.STDOUT,
                 start_new_session=os.name == "posix",  # its own process group: Ctrl-C in a terminal spares it
             )
+        self.startup_timeout_s = startup_timeout_s
         try:
             self.client = BlockingKernelClient(connection_file=connection_file)
             self.client.load_connection_file()
             self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
-            self._wait_ready(startup_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self) -> None:
+        """Wait until the kernel can run code; on failure (or `cancel` set) stop it and raise ActionError."""
+        try:
+            self._wait_ready(self.startup_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -183,6 +194,8 @@ class _Kernel:
         """Wait until the kernel answers on the shell channel *and* its IOPub messages reach us."""
         deadline = time.monotonic() + timeout_s
         while True:
+            if self._cancel is not None and self._cancel.is_set():
+                raise ActionError("the interpreter was closed while its kernel was starting")
             if not self.alive():
                 raise ActionError(f"the Python kernel failed to start: {self.log_tail()}")
             if time.monotonic() > deadline:
@@ -344,6 +357,11 @@ class IPythonInterpreter(Action):
         self._busy = False  # a call is running (set under the lock)
         self._running_msg: str | None = None  # the execute request of the running call
         self._interrupt = threading.Event()  # the user asked to stop the running call
+        self._starter: threading.Thread | None = None  # starts the kernel in the background (`start`)
+        self._start_error: BaseException | None = None  # why it failed: raised by the next call
+        self._start_lock = threading.Lock()
+        self._closing = threading.Event()  # set by close(): a kernel still starting gives up
+        self._kernel_started_at = 0.0
 
     # -- the working directory and the kernel -------------------------------------------------
     @property
@@ -364,16 +382,68 @@ class IPythonInterpreter(Action):
         kernel = self._resources.kernel
         return program_pid(kernel.process) if kernel is not None and kernel.alive() else None
 
-    def _kernel(self) -> _Kernel:
-        kernel = self._resources.kernel
-        if kernel is not None and kernel.alive():
-            return kernel
-        if kernel is not None:
-            self._resources.stop_kernel()
-        started = time.perf_counter()
-        kernel = _Kernel(self._code_dir or self.work_dir, self.memory_limit_mb, self.startup_timeout_s, self.env)
-        self._resources.kernel = kernel
+    def start(self) -> None:
+        """Start the kernel now, so that the first call finds it ready; returns at once.
+
+        The kernel process is launched here, on the calling thread (it is watched by that thread:
+        the launcher ends with it, see `inkagent.subreaper`), and waited for in a background thread.
+        The first call waits for the start to finish; if it failed, that call reports why (and the
+        next one tries again). `close()` stops a kernel still starting. Does nothing when a kernel
+        runs or is starting. `build_agent` calls this before it loads the model, so that the kernel
+        starts while the model loads.
+        """
+        with self._start_lock, self._lock:
+            if self._starter is not None or self._resources.kernel is not None:
+                return
+            self._closing.clear()
+            try:
+                kernel = self._spawn()
+            except BaseException as exc:  # jupyter missing...: reported by the first call, as before
+                self._start_error = exc
+                kernel = None
+            else:
+                self._resources.kernel = kernel
+            self._starter = threading.Thread(
+                target=self._finish_start, args=(kernel,), name="inkagent-kernel-start", daemon=True
+            )
+            self._starter.start()
+
+    def _finish_start(self, kernel: _Kernel | None) -> None:
+        if kernel is None:
+            return
         try:
+            with self._lock:
+                self._set_up(kernel)
+        except BaseException as exc:  # kept for the first call, which reports it to the model
+            logger.debug("starting the Python kernel in the background failed", exc_info=True)
+            self._start_error = exc
+
+    def _join_start(self) -> None:
+        """Wait for a background start (`start`) to end; raise what made it fail."""
+        starter = self._starter
+        if starter is None:
+            return
+        starter.join()
+        with self._start_lock:
+            if self._starter is starter:
+                self._starter = None
+                error, self._start_error = self._start_error, None
+            else:
+                error = None
+        if error is not None:
+            raise error
+
+    def _spawn(self) -> _Kernel:
+        """Launch a kernel process (not yet ready: see `_set_up`)."""
+        self._kernel_started_at = time.perf_counter()
+        return _Kernel(
+            self._code_dir or self.work_dir, self.memory_limit_mb, self.startup_timeout_s, self.env, self._closing
+        )
+
+    def _set_up(self, kernel: _Kernel) -> None:
+        """Wait for a launched kernel and run the setup cell in it; on failure, stop it and raise."""
+        try:
+            kernel.wait_ready()
             setup = self._execute(kernel, _SETUP_CELL, self.startup_timeout_s, silent=True)
         except BaseException:
             self._resources.stop_kernel()
@@ -382,8 +452,20 @@ class IPythonInterpreter(Action):
             self._resources.stop_kernel()
             raise ActionError(f"the Python kernel could not be set up: {setup.get('text', '')}")
         logger.info(
-            "started a Python kernel (pid %s) in %.2f s", kernel.process.pid, time.perf_counter() - started
+            "started a Python kernel (pid %s) in %.2f s",
+            kernel.process.pid,
+            time.perf_counter() - self._kernel_started_at,
         )
+
+    def _kernel(self) -> _Kernel:
+        kernel = self._resources.kernel
+        if kernel is not None and kernel.alive():
+            return kernel
+        if kernel is not None:
+            self._resources.stop_kernel()
+        kernel = self._spawn()
+        self._resources.kernel = kernel
+        self._set_up(kernel)
         return kernel
 
     def restart(self) -> None:
@@ -437,10 +519,19 @@ class IPythonInterpreter(Action):
         return self._busy
 
     def close(self) -> None:
-        """Shut the kernel down and delete the working directory if this interpreter made it."""
+        """Shut the kernel down (one still starting too) and delete the working directory if this
+        interpreter made it."""
+        starter = self._starter
+        self._closing.set()  # a kernel still starting stops waiting to start
         kernel = self._resources.kernel
         if kernel is not None:
             kernel._terminate()  # a call still waiting on the kernel sees it die and returns at once
+        if starter is not None:
+            starter.join(self.startup_timeout_s + 10)
+            with self._start_lock:
+                if self._starter is starter:
+                    self._starter, self._start_error = None, None
+        self._closing.clear()  # a later call may start a kernel again
         if self._lock.acquire(timeout=10):
             try:
                 self._resources.release()
@@ -465,6 +556,7 @@ class IPythonInterpreter(Action):
             command: the Python code to run
         """
         code = _unfence(command)
+        self._join_start()  # a kernel started in the background: wait for it (or its error)
         with self._lock:
             self._interrupt.clear()
             self._busy = True

@@ -373,10 +373,13 @@ def build_protocol(config: Config) -> Any:
 def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
     """The agent of the config, with its model, tools and interpreter.
 
+    When it loads the model itself (`llm` not given), the interpreter is built first and its kernel
+    started in the background (`IPythonInterpreter.start`), so that the kernel starts while the model
+    loads; given a model, the kernel starts on the first call, as before.
+
     Raises:
         ConfigError: a bad key, or a protocol the backend cannot serve (`openai` needs a chat API).
     """
-    from ..actions.executor import ActionExecutor
     from ..agents.tool_agent import ToolAgent
 
     section = config.agent
@@ -385,6 +388,34 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
     except LookupFailed as exc:
         raise ConfigError(str(exc), path=str(config.source), key="agent.type") from exc
     check_agent_keys(config, agent_cls)
+    tool_agent = isinstance(agent_cls, type) and issubclass(agent_cls, ToolAgent)
+    if not tool_agent or llm is not None or config.interpreter is None:
+        return _build_agent(config, agent_cls, llm if llm is not None else build_llm(config), trace, None)
+    interpreter = _build_interpreter(config)
+    start = getattr(interpreter, "start", None)
+    if callable(start):
+        start()  # in the background: the kernel starts while the model loads
+    try:
+        return _build_agent(config, agent_cls, build_llm(config), trace, interpreter)
+    except BaseException:
+        closer = getattr(interpreter, "close", None)
+        if callable(closer):
+            closer()
+        raise
+
+
+def _build_interpreter(config: Config) -> Any:
+    assert config.interpreter is not None
+    component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))
+    return _build(component, action_names(), config, "interpreter")
+
+
+def _build_agent(config: Config, agent_cls: type, llm: Any, trace: Any, interpreter: Any) -> Any:
+    """`build_agent` once the model is there (and the interpreter, when built already)."""
+    from ..actions.executor import ActionExecutor
+    from ..agents.tool_agent import ToolAgent
+
+    section = config.agent
     extra = dict(section.model_extra or {})
     for shared in _SHARED_AGENT_KEYS:
         extra.pop(shared, None)  # read by other parts of inkagent, not the agent's constructor
@@ -412,9 +443,9 @@ def build_agent(config: Config, *, llm: Any = None, trace: Any = None) -> Any:
         raise ConfigError(str(exc), path=str(config.source), key=key) from exc
     interpreter_executor = None
     if config.interpreter is not None:
-        component = Component(type=config.interpreter.type, **(config.interpreter.model_extra or {}))
         try:
-            interpreter = _build(component, action_names(), config, "interpreter")
+            if interpreter is None:
+                interpreter = _build_interpreter(config)
         except BaseException:
             if plugin_executor is not None:  # MCP servers were started: stop them
                 plugin_executor.close()

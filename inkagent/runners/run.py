@@ -21,7 +21,8 @@ config keys (ready configs in configs/):
                  HFTransformer     path (hub id, or a directory: ./ and ../ are relative to the
                                    config), device (cuda, cpu, auto), dtype (auto,
                                    bfloat16, float16, float32), trust_remote_code, stop_words,
-                                   max_new_tokens, temperature, top_p, top_k, meta_template;
+                                   max_new_tokens, temperature, top_p, top_k, meta_template,
+                                   num_threads (CPU threads; 1 suits small models);
                                    InternLM2 loads natively (use_hub_code: true runs its hub code)
                  OpenAICompatible  base_url (with /v1; a list spreads requests over replicas), model,
                                    api_key_env (the NAME of the variable that holds the key; never
