@@ -75,6 +75,7 @@ class ActionExecutor:
         self.actions: dict[str, Any] = {}
         self._apis: dict[str, BoundApi] = {}
         self._specs: list[ToolSpec] | None = None
+        self._changeable: list[Any] = []  # actions whose tool list can change (MCP toolsets)
         for action in actions:
             self.add_action(action)
 
@@ -86,12 +87,15 @@ class ActionExecutor:
         if name in self.actions or clashes:
             raise ValueError(f"two actions are named {name!r}: give one of them another name")
         self.actions[name] = action
+        if hasattr(action, "tools_changed"):
+            self._changeable.append(action)
         self._specs = None
         for bound in apis:
             self._apis[bound.spec.name] = bound
 
     def del_action(self, name: str) -> None:
-        self.actions.pop(name, None)
+        action = self.actions.pop(name, None)
+        self._changeable = [a for a in self._changeable if a is not action]
         self._specs = None
         for api_name in [n for n in self._apis if n == name or n.startswith(name + ".")]:
             del self._apis[api_name]
@@ -107,6 +111,8 @@ class ActionExecutor:
         """Bind again the actions whose tools changed since they were bound (an MCP server's
         `notifications/tools/list_changed` sets `tools_changed`). Runs as the tool list is read, so a
         new list takes effect between turns, never under the calls of one."""
+        if not self._changeable:
+            return
         for name, action in list(self.actions.items()):
             if getattr(action, "tools_changed", False) is not True:
                 continue
