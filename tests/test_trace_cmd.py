@@ -317,3 +317,37 @@ def test_any_model_text_goes_through_the_agent_and_its_trace_without_an_exceptio
         assert [e.type for e in read_trace(trace)] == [e.type for e in events]
 
     run()
+
+
+# pieces a model's output is cut from, hostile ones included: very deep JSON nesting (RecursionError in a
+# naive parser), an integer literal longer than Python converts (ValueError), NUL bytes, lone surrogates
+_HOSTILE = [*_PIECES, "[" * 3000, '{"a": ' * 1500, "9" * 5000, '{"name": "echo", "parameters": {"text": ',
+            "<|action_start|><|interpreter|>\n```python\n", "```", "\x00" * 3, "}", "]",
+            '<|action_start|><|plugin|>\n{"name": "echo", "parameters": {"text": "hi\\u0000"}}<|action_end|>\n']
+
+
+def test_ten_thousand_outputs_through_the_agent_with_a_trace_end_cleanly(tmp_path):
+    import random
+
+    from inkagent.agents import Internlm2Agent
+    from inkagent.llms import ScriptedLLM
+    from inkagent.schema import AgentState
+    from inkagent.trace import read_trace
+
+    rng = random.Random(17)
+    outputs = ["".join(rng.choice(_HOSTILE) for _ in range(rng.randint(0, 6))) for _ in range(10_000)]
+    trace = tmp_path / "fuzz.jsonl"
+    agent = Internlm2Agent(llm=ScriptedLLM([""]), plugin_executor=[_echo()], max_turn=2, trace=trace)
+    states = []
+    for output in outputs:
+        agent.reset()
+        agent.llm = ScriptedLLM([output], cycle=True)
+        events = list(agent.stream("go"))  # an exception here fails the test
+        assert events[-1].type == "final_answer"
+        states.append(events[-1].state)
+    agent.close()
+    assert AgentState.LLM_ERROR not in states
+    # answers, calls refused, and calls run (a good call every turn runs out of turns)
+    assert {AgentState.ANSWERED, AgentState.REPEATED_FAILURE, AgentState.MAX_TURN} <= set(states)
+    finals = [e for e in read_trace(trace) if getattr(e, "type", None) == "final_answer"]
+    assert [e.state for e in finals] == states
