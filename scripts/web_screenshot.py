@@ -100,9 +100,9 @@ def ask(page, text: str, files: list[str] | None = None) -> None:
         page.locator('[data-testid="stChatInput"] input[type="file"]').set_input_files(files)
         for name in files:
             page.get_by_text(Path(name).name).first.wait_for()
-    box = page.locator('[data-testid="stChatInputTextArea"]')
-    box.fill(text)
-    box.press("Enter")
+    page.locator('[data-testid="stChatInputTextArea"]').fill(text)
+    # the send button is disabled while files upload (Enter is then ignored); click() waits until it is enabled
+    page.locator('[data-testid="stChatInputSubmitButton"]').click()
 
 
 def assistant_messages(page):

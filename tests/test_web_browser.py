@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -27,6 +28,7 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 pytest.importorskip("playwright")
+from playwright.sync_api import expect  # noqa: E402
 
 SLOW_TOOL = '''
 import time
@@ -52,6 +54,17 @@ def open_gate(path: str) -> str:
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def events_until_the_end(trace_dir: Path, limit_s: float = 120.0) -> list:
+    """The events of the session's trace once it holds the run's final answer (the server writes it as the
+    run ends; the page shows the answer while it streams, before that)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        events = [e for path in trace_dir.glob("web-*.trace.jsonl") for e in read_trace(path)]
+        if any(getattr(e, "type", None) == "final_answer" for e in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.05)  # another process writes it: nothing to wait on but the file
 
 
 def page_text(page) -> str:
@@ -153,12 +166,11 @@ def test_image_upload_gets_the_vision_models_answer(tmp_path, tiny_llava_dir):  
         user.wait_for()
         answer = assistant_messages(page).last
         reply = answer.locator('[data-testid="stMarkdownContainer"]').first
-        reply.wait_for()
-        assert user.locator("img").count() == 2  # the uploaded images, shown with the question
+        reply.wait_for()  # the answer has begun to stream in: the run ends in the server a moment later
+        events = events_until_the_end(tmp_path / "traces")
+        expect(user.locator("img")).to_have_count(2, timeout=60_000)  # the uploaded images, with the question
         page.screenshot(path=str(tmp_path / "vision.png"))
         shown = reply.inner_text().strip()
-    (trace,) = (tmp_path / "traces").glob("web-*.trace.jsonl")
-    events = read_trace(trace)
     final = [e for e in events if getattr(e, "type", None) == "final_answer"][-1]
     assert final.state.value == "answered" and final.text
     assert shown and shown.split()[0] in final.text  # the model's answer is what the page shows
