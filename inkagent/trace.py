@@ -22,11 +22,12 @@ from typing import IO, Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from .schema import AgentEvent
+from .schema import AgentEvent, PromptSent
 
 logger = logging.getLogger(__name__)
 
 _EVENT_ADAPTER: TypeAdapter = TypeAdapter(AgentEvent)
+_MESSAGES_ADAPTER: TypeAdapter = TypeAdapter(list[dict[str, Any]])
 
 
 def _json_line(record: Any) -> str:
@@ -64,9 +65,12 @@ class TraceWriter:
             if self._file is None:
                 return
             try:
-                record = event.model_dump(mode="json") if isinstance(event, BaseModel) else dict(event)
-                if record.get("type") == "prompt" and isinstance(record.get("messages"), list):
-                    record = self._prompt_delta(record)
+                if isinstance(event, PromptSent):
+                    record = self._prompt_record(event)
+                else:
+                    record = event.model_dump(mode="json") if isinstance(event, BaseModel) else dict(event)
+                    if record.get("type") == "prompt" and isinstance(record.get("messages"), list):
+                        record = self._prompt_delta(record)
                 try:
                     line = _json_line(record)
                 except (ValueError, TypeError, RecursionError) as exc:  # e.g. a value that refers to itself
@@ -76,6 +80,25 @@ class TraceWriter:
             except Exception as exc:  # a full disk, a closed file, a value json cannot take
                 logger.warning("could not write to the trace %s (%s); the trace stops here", self.path, exc)
                 self._close_quietly()
+
+    def _prompt_record(self, event: PromptSent) -> dict[str, Any]:
+        """A prompt event as what it adds to the previous prompt, worked out before anything is dumped:
+        only the new messages are converted (the protocol hands over the same message objects each turn,
+        so the kept prefix is mostly found by identity), so a turn costs what it adds, not the history."""
+        messages = event.messages
+        # a copy of the list (not of the messages): a protocol may extend its list in place next turn
+        previous, self._previous_prompt = self._previous_prompt, list(messages)
+        kept = 0
+        if previous:
+            for old, new in zip(previous, messages, strict=False):
+                if old is not new and old != new:
+                    break
+                kept += 1
+        record = event.model_dump(mode="json", exclude={"messages"})
+        record["messages"] = _MESSAGES_ADAPTER.dump_python(messages[kept:], mode="json")
+        if kept:
+            record["kept"] = kept
+        return record
 
     def _prompt_delta(self, record: dict[str, Any]) -> dict[str, Any]:
         messages = record["messages"]
