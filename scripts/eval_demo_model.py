@@ -16,6 +16,14 @@
   train split, values from the generator's held-out partition and composed ones, many needing several
   calls), scored on exact calls. It is for choosing between trained models without looking at the test
   split; it is stricter than the benchmark (no alternative values accepted).
+- conversations (`--conversations N`): held-out 3-turn conversations (scripts/demo_conversations.py)
+  through the real agent of configs/demo.yaml, its kernel and its offline tools, each user turn continuing
+  the session as `inkagent chat` does. Each turn is scored by its kind: arithmetic and programs — the right
+  value in the answer (for a follow-up, the value given the right answers before it); weather / arXiv — the
+  right tool and arguments, and the offline failure relayed; code given by the user — run as given, its
+  output or time-out relayed; small talk — no call, an answer; out of scope — no call, a short refusal.
+  Reported: the share of turns right, and of conversations with every turn right. `--conversation-split
+  validation` draws another set, for choosing between trained models; the test set is reported once.
 - off-domain: requests the model was not trained on (a poem, history...) run through the agent; each
   must end cleanly, with an answer or a clear failure state, within the turn and token limits.
 """
@@ -26,7 +34,6 @@ import argparse
 import json
 import logging
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from demo_conversations import ConversationGenerator, contains_number, score_turn  # noqa: E402
 from demo_dialogues import DEMO_TOOLS, Request, RequestGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,35 +58,21 @@ OFF_DOMAIN = [
     "Summarize the plot of Hamlet in detail.",
     "asdf qwer zxcv",
 ]
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 logger = logging.getLogger("eval_demo_model")
 
 
-def load_llm(model: str) -> Any:
+def load_llm(model: str, threads: int = 1) -> Any:
+    """The model as configs/demo.yaml loads it: greedy, 256 new tokens at most, `threads` CPU threads (the
+    config's 1: the same thread count gives the same sums, so the same tokens, run after run)."""
     from inkagent.llms import HFTransformer
 
-    return HFTransformer(path=model, device="cpu", do_sample=False, max_new_tokens=256)
+    return HFTransformer(path=model, device="cpu", do_sample=False, max_new_tokens=256, num_threads=threads)
 
 
 def build_demo_agent(config_path: Path, llm: Any) -> Any:
     from inkagent.runners.config import build_agent, load_config
 
     return build_agent(load_config(config_path), llm=llm)
-
-
-def contains_number(answer: str, expected: str) -> bool:
-    """Whether the answer states the expected value (as written, or as an equal number)."""
-    if expected in answer:
-        return True
-    try:
-        want = float(expected)
-    except ValueError:
-        return False
-    for found in _NUMBER.findall(answer.replace(",", "")):
-        value = float(found)
-        if value == want or (want != 0 and abs(value - want) / abs(want) < 1e-9):
-            return True
-    return False
 
 
 def arithmetic_tasks(count: int, seed: int) -> list[Request]:
@@ -237,6 +231,63 @@ def eval_validation(llm: Any, count: int, seed: int) -> dict[str, Any]:
     return call_report(per_kind, failures, started)
 
 
+def eval_conversations(agent: Any, count: int, seed: int, split: str = "eval") -> dict[str, Any]:
+    """Held-out 3-turn conversations through the real agent: each user turn continues the session
+    (`agent.stream(text)`, as `inkagent chat` does); each turn is scored by its kind (`score_turn`)."""
+    from inkagent.schema import ToolCall
+
+    generator = ConversationGenerator(seed, split=split, offline=1.0)  # the agent's tools are offline too
+    per_kind: dict[str, list[int]] = {}
+    rows, turns_right, turns_total, whole = [], 0, 0, 0
+    started = time.perf_counter()
+    for index in range(count):
+        conversation = generator.conversation(turns=3)
+        agent.reset()
+        verdicts = []
+        for turn in conversation.turns:
+            calls: list[ToolCall] = []
+            answer, state = "", "none"
+            for event in agent.stream(turn.user):
+                kind = getattr(event, "type", "")
+                if kind == "tool_call":
+                    calls.append(event.call)
+                elif kind == "final_answer":
+                    answer, state = event.text, event.state.value
+            ok, why = score_turn(turn, calls, answer)
+            key = turn.kind + (" (follow-up)" if turn.followup else "")
+            stats = per_kind.setdefault(key, [0, 0])
+            stats[0] += ok
+            stats[1] += 1
+            verdicts.append(
+                {
+                    "kind": key,
+                    "user": turn.user,
+                    "calls": [{"name": c.name, "arguments": c.arguments} for c in calls],
+                    "answer": answer[:300],
+                    "state": state,
+                    "ok": ok,
+                    "why": why,
+                }
+            )
+        right = sum(v["ok"] for v in verdicts)
+        turns_right += right
+        turns_total += len(verdicts)
+        whole += right == len(verdicts)
+        rows.append({"lang": conversation.lang, "ok": right == len(verdicts), "turns": verdicts})
+        logger.info(
+            "conversation %d/%d: %d/%d turns right (%s)", index + 1, count, right, len(verdicts), conversation.lang
+        )
+    return {
+        "conversations": count,
+        "turns": turns_total,
+        "turn_accuracy": turns_right / turns_total,
+        "conversation_accuracy": whole / count,
+        "per_kind": {k: {"accuracy": round(a / n, 4), "n": n} for k, (a, n) in sorted(per_kind.items())},
+        "seconds": round(time.perf_counter() - started, 1),
+        "failures": [r for r in rows if not r["ok"]][:60],
+    }
+
+
 def eval_off_domain(agent: Any) -> dict[str, Any]:
     rows = []
     for task in OFF_DOMAIN:
@@ -290,16 +341,25 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="held-out synthetic requests under benchmark-style prompts, for choosing a model (0 to skip)",
     )
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=0,
+        help="held-out 3-turn conversations through the agent, scored turn by turn (0 to skip)",
+    )
+    parser.add_argument(
+        "--conversation-split",
+        choices=["validation", "test"],
+        default="test",
+        help="which held-out conversations: validation (for choosing a model) or test (reported once)",
+    )
     parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (configs/demo.yaml: 1)")
     parser.add_argument("--out", help="write the full report here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    llm = load_llm(args.model)
+    llm = load_llm(args.model, args.threads)
     report: dict[str, Any] = {"model": args.model}
     if args.bench:
         report["bench"] = eval_bench(llm, Path(args.bench_out))
@@ -316,12 +376,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         report["validation"] = eval_validation(llm, args.validation, args.seed)
         logger.info("validation %.3f %s", report["validation"]["accuracy"], report["validation"]["per_kind"])
-    if args.arithmetic or args.off_domain:
+    if args.arithmetic or args.off_domain or args.conversations:
         agent = build_demo_agent(Path(args.config), llm)
         try:
             if args.arithmetic:
                 report["arithmetic"] = eval_arithmetic(agent, args.arithmetic, args.seed)
                 logger.info("arithmetic task success %.3f", report["arithmetic"]["success"])
+            if args.conversations:
+                # the two held-out sets differ by seed; both come from the eval partition of values
+                seed = args.seed + (0 if args.conversation_split == "test" else 500)
+                report["conversations"] = eval_conversations(agent, args.conversations, seed)
+                logger.info(
+                    "conversations (%s): turns %.3f, whole conversations %.3f %s",
+                    args.conversation_split,
+                    report["conversations"]["turn_accuracy"],
+                    report["conversations"]["conversation_accuracy"],
+                    report["conversations"]["per_kind"],
+                )
             if args.off_domain:
                 report["off_domain"] = eval_off_domain(agent)
                 logger.info(
@@ -338,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         "validation_accuracy": report.get("validation", {}).get("accuracy"),
         "arithmetic_success": report.get("arithmetic", {}).get("success"),
         "off_domain_clean": report.get("off_domain", {}).get("ended_cleanly"),
+        "conversation_turn_accuracy": report.get("conversations", {}).get("turn_accuracy"),
+        "conversation_accuracy": report.get("conversations", {}).get("conversation_accuracy"),
     }
     print(json.dumps(summary, indent=2))
     if args.out:

@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from demo_conversations import ConversationGenerator  # noqa: E402
 from demo_dialogues import (  # noqa: E402
     ALL_TOOLS,
     ARXIV,
@@ -196,6 +197,22 @@ def fill_demo(
         context.dialogues.append(dialogue(request, world, failure))
 
 
+def fill_conversations(
+    contexts: list[Context], count: int, seed: int, world: ToolWorld, rng: random.Random, banned: set[str]
+) -> None:
+    """Multi-turn conversations (scripts/demo_conversations.py) under the demo prompts, mostly the English
+    prompt set (the demo config's), whatever the conversation's language."""
+    generator = ConversationGenerator(seed + 100, split="train", world=world)
+    made = 0
+    while made < count:
+        conversation = generator.conversation()
+        if any(turn.user in banned for turn in conversation.turns):
+            continue  # a benchmark test question: never trained on
+        context = contexts[1] if conversation.lang == "zh" and rng.random() < 0.3 else contexts[0]
+        context.dialogues.append(conversation.messages)
+        made += 1
+
+
 def fill_bench(
     context: Context, count: int, generator: RequestGenerator, rng: random.Random, banned: set[str]
 ) -> None:
@@ -244,6 +261,8 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     contexts = demo_contexts(llm)
     fill_demo(contexts[0], int(args.demo_examples * 0.85), generator, world, rng, banned)
     fill_demo(contexts[1], args.demo_examples - len(contexts[0].dialogues), generator, world, rng, banned)
+    if args.conversations:
+        fill_conversations(contexts[:2], args.conversations, args.seed, world, rng, banned)
     # First turns with no system prompt at all, rich in spans to copy (numbers into code, places,
     # topics, paths and titles into calls): the curriculum starts with them (see train()).
     bare = Context("bare", "en", [], set(ALL_TOOLS), demo=True)
@@ -555,6 +574,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--random-contexts", type=int, default=100, help="benchmark-style prompts with random tools"
     )
     parser.add_argument("--bare-examples", type=int, default=14000, help="first turns with no system prompt")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=0,
+        help="multi-turn conversations (2-4 user turns, follow-ups) under the demo prompts",
+    )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument(
         "--init-from",
@@ -685,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             "init_from": args.init_from,
             "novel_values": args.novel_values,
             "multi_call": args.multi_call,
+            "conversations": args.conversations,
             "steps": args.steps,
             "curriculum_steps": args.curriculum_steps,
             "batch_tokens": args.batch_tokens,

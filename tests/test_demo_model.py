@@ -118,3 +118,36 @@ def test_readme_first_command(tmp_path: Path):
         outcome["tool_calls"][0]["name"] == "IPythonInterpreter"
         and outcome["tool_calls"][0]["output"] == "391"
     )
+
+
+def test_chat_holds_a_conversation_of_three_kinds(tmp_path: Path):
+    """`inkagent chat configs/demo.yaml` with three questions piped in, as a new user asks them: arithmetic,
+    a follow-up on its result, then the weather (a new topic after a tool turn; offline, so the failure is
+    relayed). Each turn must be answered from its own question, not taken over by the turn before."""
+    trace = tmp_path / "chat.jsonl"
+    questions = ["What is 45 * 12?", "And times 3?", "What is the weather in Tokyo?"]
+    # no request may leave the machine: the weather service is behind a proxy that refuses connections
+    offline = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+    done = run_cli(
+        "chat", str(DEMO_CONFIG), "--trace", str(trace), input="\n".join(questions) + "\n", env=offline, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    users = [e["text"] for e in events if e["type"] == "user"]
+    assert users == questions
+    turns: list[dict] = []
+    for event in events:
+        if event["type"] == "user":
+            turns.append({"calls": [], "answer": None})
+        elif event["type"] == "tool_call":
+            turns[-1]["calls"].append((event["call"]["name"], event["call"]["arguments"]))
+        elif event["type"] == "final_answer":
+            turns[-1]["answer"] = event["text"]
+    assert turns[0]["calls"] == [("IPythonInterpreter", {"command": "print(45 * 12)"})]
+    assert "540" in turns[0]["answer"]
+    assert turns[1]["calls"] == [("IPythonInterpreter", {"command": "print(540 * 3)"})]
+    assert "1620" in turns[1]["answer"]
+    assert turns[2]["calls"] == [("Weather.current", {"city": "Tokyo"})]
+    assert "Tokyo" in turns[2]["answer"] and "network" in turns[2]["answer"]
+    for turn in turns:  # and the screen shows each answer
+        assert turn["answer"] in done.stdout

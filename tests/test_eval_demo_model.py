@@ -73,3 +73,66 @@ def test_a_malformed_call_is_wrong_even_where_no_call_is_due(recorded):
     broken = '<|action_start|><|plugin|>\n{"name": "Weather.current", "parameters": {<|action_end|>'
     report = eval_demo_model.eval_validation(ScriptedLLM([broken], cycle=True), 20, seed=1)
     assert report["accuracy"] == 0
+
+
+def _reply(turn):
+    """The reference reply of a generated turn: the calls it makes and its final answer."""
+    calls = [c for m in turn.messages if m.role == "assistant" for c in (m.tool_calls or [])]
+    return calls, turn.messages[-1].content
+
+
+def test_conversation_scorer_accepts_the_reference_and_rejects_wrong_replies():
+    import demo_conversations as dc
+
+    generator = dc.ConversationGenerator(5, split="eval", offline=1.0)
+    seen: set[str] = set()
+    for _ in range(80):
+        previous = None
+        for turn in generator.conversation(turns=3).turns:
+            calls, answer = _reply(turn)
+            ok, why = dc.score_turn(turn, calls, answer)
+            assert ok, (turn.kind, turn.user, why)
+            seen.add(turn.kind + ("+" if turn.followup else ""))
+            assert not dc.score_turn(turn, calls, "")[0]  # no answer
+            if turn.calls:
+                assert not dc.score_turn(turn, [], answer)[0]  # answered without running anything
+            else:
+                assert not dc.score_turn(turn, [dc.ToolCall(name="Weather.current", arguments={"city": "X"})], answer)[0]
+            if turn.kind == "arithmetic" and turn.expected[0].lstrip("-").isdigit():
+                wrong = str(int(turn.expected[0]) + 1)
+                assert not dc.score_turn(turn, calls, f"The answer is {wrong}.")[0]
+                if turn.followup and previous is not None and previous.value not in (None, turn.expected[0]):
+                    # the value of the turn before is not the answer to its follow-up
+                    assert not dc.score_turn(turn, calls, f"The answer is {previous.value}.")[0]
+            if turn.kind == "tool":
+                moved = [c.model_copy(update={"arguments": {**c.arguments, "city": "Nowhere"}}) for c in calls]
+                if "city" in calls[0].arguments:
+                    assert not dc.score_turn(turn, moved, answer)[0]  # the place not copied
+            if turn.kind in ("code", "code_timeout"):
+                edited = [calls[0].model_copy(update={"arguments": {"command": calls[0].arguments["command"] + " + 1"}})]
+                assert not dc.score_turn(turn, edited, answer)[0]  # not run as given
+            previous = turn
+    assert {"arithmetic", "arithmetic+", "tool", "tool+", "code", "code_timeout", "small_talk", "out_of_scope"} <= seen
+
+
+def test_follow_ups_refer_back_and_held_out_values_stay_out_of_training():
+    import demo_conversations as dc
+    from demo_dialogues import held_out
+
+    for split in ("train", "eval"):
+        generator = dc.ConversationGenerator(9, split=split)
+        follow_ups = 0
+        for _ in range(150):
+            turns = generator.conversation(turns=3).turns
+            for before, turn in zip(turns, turns[1:], strict=False):
+                command = turn.calls[0].arguments.get("command", "") if turn.calls else ""
+                if turn.kind == "arithmetic" and command:
+                    assert held_out(command[len("print(") : -1].replace(" ", "")) == (split == "eval")
+                if turn.followup and before.value is not None:
+                    follow_ups += 1  # computes on the value the turn before printed
+                    assert command.startswith(f"print({before.value} ")
+                if turn.followup and before.place_call is not None:
+                    follow_ups += 1
+                    city = turn.calls[0].arguments["city"]
+                    assert city == before.place_call.arguments["city"] or city in turn.user
+        assert follow_ups > 20

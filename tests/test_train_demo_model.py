@@ -64,7 +64,10 @@ def test_second_stage_continues_the_first(toy_runs, tmp_path):
     from safetensors.torch import load_file
 
     first, second_stage = toy_runs[0], tmp_path / "stage2"
-    train_toy(second_stage, "--init-from", str(first), "--seed", "9", "--novel-values", "1", "--multi-call", "2")
+    train_toy(
+        second_stage, "--init-from", str(first), "--seed", "9", "--novel-values", "1", "--multi-call", "2",
+        "--conversations", "12",
+    )
     for name in ("tokenizer.json", "tokenizer_config.json"):
         assert (second_stage / name).read_bytes() == (first / name).read_bytes(), name
     before, after = load_file(first / "model.safetensors"), load_file(second_stage / "model.safetensors")
@@ -72,6 +75,7 @@ def test_second_stage_continues_the_first(toy_runs, tmp_path):
     assert any(not before[k].equal(after[k]) for k in before), "the second stage changed no weight"
     report = json.loads((second_stage / "training_report.json").read_text())
     assert report["init_from"] == str(first) and report["hidden"] == 64 and report["layers"] == 1
+    assert report["conversations"] == 12 and report["demo_examples"] == 30 + 12  # multi-turn ones added
 
 
 def test_composed_values_are_not_from_the_fixed_lists():
