@@ -160,7 +160,13 @@ class ConversationGenerator:
         failure = None
         if request.needs & {WEATHER_NOW, WEATHER_FORECAST, ARXIV}:
             r = self.rng.random()
-            failure = "network" if r < self.offline else self.pick(["unknown", "timeout"]) if r < self.offline + 0.05 else None
+            failure = (
+                "network"
+                if r < self.offline
+                else self.pick(["unknown", "timeout"])
+                if r < self.offline + 0.05
+                else None
+            )
         messages = dialogue(request, self.world, failure)
         kind = {
             "arithmetic": "arithmetic",
@@ -176,7 +182,16 @@ class ConversationGenerator:
             printed = messages[2].content.strip()
             if _INT.fullmatch(printed) or (len(printed) <= 12 and _is_number(printed)):
                 value = printed
-        turn = Turn(kind, request.lang, request.user, list(request.calls), expected, followup, value, messages=messages)
+        turn = Turn(
+            kind,
+            request.lang,
+            request.user,
+            list(request.calls),
+            expected,
+            followup,
+            value,
+            messages=messages,
+        )
         if kind == "tool" and len(request.calls) == 1:
             call = request.calls[0]
             if call.name in (WEATHER_NOW, WEATHER_FORECAST):
@@ -201,16 +216,37 @@ class ConversationGenerator:
         k = str(self.rng.randint(2, 12) if self.rng.random() < 0.7 else self.rng.randint(13, 999))
         op, en, zh = self.pick(
             [
-                ("* " + k, ["And times {k}?", "Now multiply that by {k}.", "What about times {k}?", "Multiply it by {k}."],
-                 ["再乘以 {k} 呢？", "那乘以 {k} 是多少？", "结果再乘 {k}"]),
-                ("/ " + k, ["And divided by {k}?", "Now divide that by {k}.", "What if we divide it by {k}?"],
-                 ["再除以 {k} 呢？", "那除以 {k} 是多少？"]),
-                ("+ " + k, ["Add {k} to that.", "And plus {k}?", "What about adding {k}?"],
-                 ["再加上 {k} 呢？", "结果加 {k} 是多少？"]),
-                ("- " + k, ["And minus {k}?", "Now subtract {k}.", "What is that minus {k}?"],
-                 ["再减去 {k} 呢？", "减 {k} 是多少？"]),
+                (
+                    "* " + k,
+                    [
+                        "And times {k}?",
+                        "Now multiply that by {k}.",
+                        "What about times {k}?",
+                        "Multiply it by {k}.",
+                    ],
+                    ["再乘以 {k} 呢？", "那乘以 {k} 是多少？", "结果再乘 {k}"],
+                ),
+                (
+                    "/ " + k,
+                    ["And divided by {k}?", "Now divide that by {k}.", "What if we divide it by {k}?"],
+                    ["再除以 {k} 呢？", "那除以 {k} 是多少？"],
+                ),
+                (
+                    "+ " + k,
+                    ["Add {k} to that.", "And plus {k}?", "What about adding {k}?"],
+                    ["再加上 {k} 呢？", "结果加 {k} 是多少？"],
+                ),
+                (
+                    "- " + k,
+                    ["And minus {k}?", "Now subtract {k}.", "What is that minus {k}?"],
+                    ["再减去 {k} 呢？", "减 {k} 是多少？"],
+                ),
                 ("* 2", ["Double it.", "What is twice that?"], ["翻倍是多少？", "乘以二呢？"]),
-                ("** 2", ["What is that squared?", "And its square?"], ["那它的平方呢？", "结果的平方是多少？"]),
+                (
+                    "** 2",
+                    ["What is that squared?", "And its square?"],
+                    ["那它的平方呢？", "结果的平方是多少？"],
+                ),
             ]
         )
         expr = f"{value} {op}"
@@ -254,7 +290,11 @@ class ConversationGenerator:
             days = self.rng.randint(3, 7)
             args = {"city": place, "days": days}
             user = self.pick(
-                [f"And the next {days} days?", f"What about the next {days} days?", f"Give me the {days}-day forecast."]
+                [
+                    f"And the next {days} days?",
+                    f"What about the next {days} days?",
+                    f"Give me the {days}-day forecast.",
+                ]
                 if lang == "en"
                 else [f"未来 {days} 天呢？", f"那接下来 {days} 天呢？", f"给我 {days} 天的预报"]
             )
@@ -300,7 +340,11 @@ class ConversationGenerator:
             count = self.pick([2, 3, 5, 10])
             args = {"query": topic, "max_results": count}
             user = self.pick(
-                [f"Show me {count} of them.", f"Find {count} papers on that.", f"Can you get {count} results?"]
+                [
+                    f"Show me {count} of them.",
+                    f"Find {count} papers on that.",
+                    f"Can you get {count} results?",
+                ]
                 if lang == "en"
                 else [f"给我 {count} 篇", f"找 {count} 篇这方面的论文", f"要 {count} 篇结果"]
             )
@@ -319,7 +363,11 @@ class ConversationGenerator:
     def snippet(self) -> str:
         a, b = self.rng.randint(1, 9999), self.rng.randint(1, 999)
         n = self.rng.randint(2, 12)
-        w = self.pick(WORDS) if self.rng.random() < 0.7 else "".join(self.pick("abcdefghijklmnopqrstuvwxyz") for _ in range(self.rng.randint(3, 8)))
+        w = (
+            self.pick(WORDS)
+            if self.rng.random() < 0.7
+            else "".join(self.pick("abcdefghijklmnopqrstuvwxyz") for _ in range(self.rng.randint(3, 8)))
+        )
         return self.pick(
             [
                 f"print({a} * {b})",
@@ -361,8 +409,18 @@ class ConversationGenerator:
 
     def user_code(self, lang: str, timeout: bool, expression: bool = False) -> Turn | None:
         if expression:
-            k = self.rng.randint(1, 7) if not timeout and self.rng.random() < 0.6 else self.rng.randint(10, 13)
-            expr = self.pick([f"sum(range(10**{k}))", f"len(str(2**{k * 10}))", f"sum(range({self.rng.randint(2, 99999)}))"])
+            k = (
+                self.rng.randint(1, 7)
+                if not timeout and self.rng.random() < 0.6
+                else self.rng.randint(10, 13)
+            )
+            expr = self.pick(
+                [
+                    f"sum(range(10**{k}))",
+                    f"len(str(2**{k * 10}))",
+                    f"sum(range({self.rng.randint(2, 99999)}))",
+                ]
+            )
             code = f"print({expr})"
             stops = False
             slow = "10**1" in expr and k >= 10
@@ -384,10 +442,20 @@ class ConversationGenerator:
             else:
                 shown = " " + code
             user = self.pick(
-                ["Run this Python code:{c}", "Run this code:{c}", "Execute this:{c}", "What does this print?{c}",
-                 "Please run:{c}"]
+                [
+                    "Run this Python code:{c}",
+                    "Run this code:{c}",
+                    "Execute this:{c}",
+                    "What does this print?{c}",
+                    "Please run:{c}",
+                ]
                 if lang == "en"
-                else ["运行这段 Python 代码：{c}", "执行这段代码：{c}", "帮我运行：{c}", "这段代码输出什么？{c}"]
+                else [
+                    "运行这段 Python 代码：{c}",
+                    "执行这段代码：{c}",
+                    "帮我运行：{c}",
+                    "这段代码输出什么？{c}",
+                ]
             ).format(c=shown)
         if not self._keep(code):
             return None
@@ -413,7 +481,9 @@ class ConversationGenerator:
                     else [f"运行结果：\n{text}", f"输出：\n{text}"]
                 )
             elif ok:
-                answer = _say(lang, "The code ran without errors and printed nothing.", "代码运行成功，没有输出。")
+                answer = _say(
+                    lang, "The code ran without errors and printed nothing.", "代码运行成功，没有输出。"
+                )
             else:
                 answer = self.requests._python_failure(lang, text)
                 expected = [_error_name(text)]

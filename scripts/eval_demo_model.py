@@ -275,7 +275,12 @@ def eval_conversations(agent: Any, count: int, seed: int, split: str = "eval") -
         whole += right == len(verdicts)
         rows.append({"lang": conversation.lang, "ok": right == len(verdicts), "turns": verdicts})
         logger.info(
-            "conversation %d/%d: %d/%d turns right (%s)", index + 1, count, right, len(verdicts), conversation.lang
+            "conversation %d/%d: %d/%d turns right (%s)",
+            index + 1,
+            count,
+            right,
+            len(verdicts),
+            conversation.lang,
         )
     return {
         "conversations": count,

@@ -129,7 +129,13 @@ def test_chat_holds_a_conversation_of_three_kinds(tmp_path: Path):
     # no request may leave the machine: the weather service is behind a proxy that refuses connections
     offline = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
     done = run_cli(
-        "chat", str(DEMO_CONFIG), "--trace", str(trace), input="\n".join(questions) + "\n", env=offline, timeout=300
+        "chat",
+        str(DEMO_CONFIG),
+        "--trace",
+        str(trace),
+        input="\n".join(questions) + "\n",
+        env=offline,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in trace.read_text().splitlines()]

@@ -97,7 +97,9 @@ def test_conversation_scorer_accepts_the_reference_and_rejects_wrong_replies():
             if turn.calls:
                 assert not dc.score_turn(turn, [], answer)[0]  # answered without running anything
             else:
-                assert not dc.score_turn(turn, [dc.ToolCall(name="Weather.current", arguments={"city": "X"})], answer)[0]
+                assert not dc.score_turn(
+                    turn, [dc.ToolCall(name="Weather.current", arguments={"city": "X"})], answer
+                )[0]
             if turn.kind == "arithmetic" and turn.expected[0].lstrip("-").isdigit():
                 wrong = str(int(turn.expected[0]) + 1)
                 assert not dc.score_turn(turn, calls, f"The answer is {wrong}.")[0]
@@ -105,14 +107,29 @@ def test_conversation_scorer_accepts_the_reference_and_rejects_wrong_replies():
                     # the value of the turn before is not the answer to its follow-up
                     assert not dc.score_turn(turn, calls, f"The answer is {previous.value}.")[0]
             if turn.kind == "tool":
-                moved = [c.model_copy(update={"arguments": {**c.arguments, "city": "Nowhere"}}) for c in calls]
+                moved = [
+                    c.model_copy(update={"arguments": {**c.arguments, "city": "Nowhere"}}) for c in calls
+                ]
                 if "city" in calls[0].arguments:
                     assert not dc.score_turn(turn, moved, answer)[0]  # the place not copied
             if turn.kind in ("code", "code_timeout"):
-                edited = [calls[0].model_copy(update={"arguments": {"command": calls[0].arguments["command"] + " + 1"}})]
+                edited = [
+                    calls[0].model_copy(
+                        update={"arguments": {"command": calls[0].arguments["command"] + " + 1"}}
+                    )
+                ]
                 assert not dc.score_turn(turn, edited, answer)[0]  # not run as given
             previous = turn
-    assert {"arithmetic", "arithmetic+", "tool", "tool+", "code", "code_timeout", "small_talk", "out_of_scope"} <= seen
+    assert {
+        "arithmetic",
+        "arithmetic+",
+        "tool",
+        "tool+",
+        "code",
+        "code_timeout",
+        "small_talk",
+        "out_of_scope",
+    } <= seen
 
 
 def test_follow_ups_refer_back_and_held_out_values_stay_out_of_training():
