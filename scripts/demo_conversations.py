@@ -110,7 +110,22 @@ class ConversationGenerator:
         "out_of_scope": 0.09,
     }
 
-    def __init__(self, seed: int, split: str = "train", offline: float = 0.6, world: ToolWorld | None = None):
+    def __init__(
+        self,
+        seed: int,
+        split: str = "train",
+        offline: float = 0.6,
+        world: ToolWorld | None = None,
+        weights: dict[str, float] | None = None,
+        follow_ups: float = 0.45,
+    ):
+        """`weights` changes the mixture of fresh turns (`FRESH`'s keys); `follow_ups` is the chance that a
+        turn after one that can be followed up refers back to it."""
+        unknown = set(weights or {}) - set(self.FRESH)
+        if unknown:
+            raise ValueError(f"unknown kinds of turn {sorted(unknown)}; known: {sorted(self.FRESH)}")
+        self.fresh_weights = {**self.FRESH, **(weights or {})}
+        self.follow_ups = follow_ups
         self.rng = random.Random(seed)
         self.split = split
         self.offline = offline
@@ -127,7 +142,7 @@ class ConversationGenerator:
         done: list[Turn] = []
         while len(done) < count:
             turn = None
-            if done and self.rng.random() < 0.45:
+            if done and self.rng.random() < self.follow_ups:
                 # a family's values may be drawn from the other split's partition: draw again (up to 50
                 # times), so that the held-out conversations have the same mixture as the training ones
                 for _ in range(50):
@@ -135,7 +150,9 @@ class ConversationGenerator:
                     if turn is not None or not self._can_follow(done[-1]):
                         break
             if turn is None:
-                family = self.rng.choices(list(self.FRESH), weights=list(self.FRESH.values()))[0]
+                family = self.rng.choices(
+                    list(self.fresh_weights), weights=list(self.fresh_weights.values())
+                )[0]
                 for _ in range(50):
                     turn = self.fresh(lang, family)
                     if turn is not None:

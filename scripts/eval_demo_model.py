@@ -293,6 +293,33 @@ def eval_conversations(agent: Any, count: int, seed: int, split: str = "eval") -
     }
 
 
+def eval_speed(llm: Any, tokens: int = 200, repeats: int = 3) -> dict[str, Any]:
+    """Generation speed after the demo config's own prompt (tools listed, ~630 tokens): `tokens` new
+    tokens forced (`min_new_tokens`), the median of `repeats` runs; tokens/s counts the new tokens over the
+    whole call (prefill included), as a user waits for them."""
+    import statistics
+
+    from inkagent.actions import ActionExecutor, ArxivSearch, IPythonInterpreter, Weather
+    from inkagent.protocols import Internlm2Protocol
+    from inkagent.schema import Message
+
+    interpreter_action = IPythonInterpreter()
+    try:
+        prompt = Internlm2Protocol().format(
+            [Message(role="user", content="What is 17 * 23?")],
+            ActionExecutor([Weather(), ArxivSearch()]),
+            ActionExecutor([interpreter_action], timeout_s=None),
+        )
+    finally:
+        interpreter_action.close()
+    rates, prompt_tokens = [], 0
+    for _ in range(repeats):
+        llm.chat(prompt, max_new_tokens=tokens, min_new_tokens=tokens, stop_words=[])
+        rates.append(llm.last_stats.tokens_per_s)
+        prompt_tokens = llm.last_stats.prompt_tokens
+    return {"new_tokens": tokens, "prompt_tokens": prompt_tokens, "tokens_per_s": round(statistics.median(rates), 1)}
+
+
 def eval_off_domain(agent: Any) -> dict[str, Any]:
     rows = []
     for task in OFF_DOMAIN:
@@ -359,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         help="which held-out conversations: validation (for choosing a model) or test (reported once)",
     )
     parser.add_argument("--off-domain", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--speed", action=argparse.BooleanOptionalAction, default=True, help="tokens/s after the demo prompt"
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (configs/demo.yaml: 1)")
     parser.add_argument("--out", help="write the full report here (JSON)")
@@ -381,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         report["validation"] = eval_validation(llm, args.validation, args.seed)
         logger.info("validation %.3f %s", report["validation"]["accuracy"], report["validation"]["per_kind"])
+    if args.speed:
+        report["speed"] = eval_speed(llm)
+        logger.info("speed: %s", report["speed"])
     if args.arithmetic or args.off_domain or args.conversations:
         agent = build_demo_agent(Path(args.config), llm)
         try:
@@ -414,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation_accuracy": report.get("validation", {}).get("accuracy"),
         "arithmetic_success": report.get("arithmetic", {}).get("success"),
         "off_domain_clean": report.get("off_domain", {}).get("ended_cleanly"),
+        "tokens_per_s": report.get("speed", {}).get("tokens_per_s"),
         "conversation_turn_accuracy": report.get("conversations", {}).get("turn_accuracy"),
         "conversation_accuracy": report.get("conversations", {}).get("conversation_accuracy"),
     }

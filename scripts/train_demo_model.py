@@ -198,11 +198,20 @@ def fill_demo(
 
 
 def fill_conversations(
-    contexts: list[Context], count: int, seed: int, world: ToolWorld, rng: random.Random, banned: set[str]
+    contexts: list[Context],
+    count: int,
+    seed: int,
+    world: ToolWorld,
+    rng: random.Random,
+    banned: set[str],
+    weights: dict[str, float] | None = None,
+    follow_ups: float = 0.45,
 ) -> None:
     """Multi-turn conversations (scripts/demo_conversations.py) under the demo prompts, mostly the English
     prompt set (the demo config's), whatever the conversation's language."""
-    generator = ConversationGenerator(seed + 100, split="train", world=world)
+    generator = ConversationGenerator(
+        seed + 100, split="train", world=world, weights=weights, follow_ups=follow_ups
+    )
     made = 0
     while made < count:
         conversation = generator.conversation()
@@ -254,7 +263,9 @@ def render_context(llm: Any, context: Context) -> list[tuple[str, list[tuple[int
 
 def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     rng = random.Random(args.seed)
-    generator = RequestGenerator(args.seed, split="train", novel=args.novel_values, multi_call=args.multi_call)
+    generator = RequestGenerator(
+        args.seed, split="train", novel=args.novel_values, multi_call=args.multi_call
+    )
     world = ToolWorld(random.Random(args.seed + 1))
     train, test_questions = load_bench_train()
     banned = set(test_questions)
@@ -262,7 +273,16 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
     fill_demo(contexts[0], int(args.demo_examples * 0.85), generator, world, rng, banned)
     fill_demo(contexts[1], args.demo_examples - len(contexts[0].dialogues), generator, world, rng, banned)
     if args.conversations:
-        fill_conversations(contexts[:2], args.conversations, args.seed, world, rng, banned)
+        fill_conversations(
+            contexts[:2],
+            args.conversations,
+            args.seed,
+            world,
+            rng,
+            banned,
+            args.turn_weights,
+            args.follow_ups,
+        )
     # First turns with no system prompt at all, rich in spans to copy (numbers into code, places,
     # topics, paths and titles into calls): the curriculum starts with them (see train()).
     bare = Context("bare", "en", [], set(ALL_TOOLS), demo=True)
@@ -560,6 +580,20 @@ def train(model: Any, data: Dataset, args: argparse.Namespace, checkpoint: Any =
 # -- main -----------------------------------------------------------------------------------------------------
 
 
+def _weights(text: str) -> dict[str, float]:
+    """`kind=weight,...` -> {kind: weight} (argparse type)."""
+    out = {}
+    for item in text.split(","):
+        kind, sep, value = item.partition("=")
+        try:
+            out[kind.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not KIND=WEIGHT") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r} is not KIND=WEIGHT")
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="inkagent/demo_model", help="where the model is saved")
@@ -579,6 +613,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="multi-turn conversations (2-4 user turns, follow-ups) under the demo prompts",
+    )
+    parser.add_argument(
+        "--turn-weights",
+        type=_weights,
+        default=None,
+        metavar="KIND=W,...",
+        help="the conversations' mixture of fresh turns, changed (e.g. code=0.16,code_timeout=0.1; kinds: "
+        "scripts/demo_conversations.py ConversationGenerator.FRESH)",
+    )
+    parser.add_argument(
+        "--follow-ups", type=float, default=0.45, help="chance that a turn refers back to the one before"
     )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument(
@@ -711,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
             "novel_values": args.novel_values,
             "multi_call": args.multi_call,
             "conversations": args.conversations,
+            "turn_weights": args.turn_weights,
+            "follow_ups": args.follow_ups,
             "steps": args.steps,
             "curriculum_steps": args.curriculum_steps,
             "batch_tokens": args.batch_tokens,
