@@ -12,10 +12,14 @@ finds the GIL free and runs the call at once, and the caller later finds `done` 
 wakes only to wait for the GIL, and the round trip costs two more thread switches (on a 2-core Linux
 VM, ~6 us against ~13-20 us; `benchmarks/tool_dispatch.py` measures it).
 
+The caller then yields the CPU once (`wait`) before it sleeps on `done`: the worker it woke is most
+often queued on the same CPU and runs the whole call meanwhile.
+
 Idle workers wait on their own descriptor in a stack (a list: `append` and `pop` are atomic, so a
 hand-off takes no lock); the latest idle is reused first. A worker idle for `IDLE_S` seconds is told
-to leave by the next `submit` (a blocking descriptor read has no time-out that would not cost the
-hand-off a second system call). A forked child starts with no workers.
+to leave by the next `submit` (a read with a time-out would cost each hand-off a second system call
+and the GIL round trip again); with no later call, idle workers stay, blocked, until the program
+ends. A forked child starts with no workers.
 """
 
 from __future__ import annotations
