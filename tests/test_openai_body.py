@@ -140,6 +140,7 @@ def test_each_message_is_encoded_once_and_an_edit_is_seen():
     edited = cache.encode(history)
     assert edited.fragments[2] is not first.fragments[2] and b"call_2" in edited.fragments[2]
     assert edited.fragments[3] is first.fragments[3]
+    assert cache.encode(iter(history)).fragments == edited.fragments  # any iterable of messages
 
 
 def test_a_full_cache_retires_old_messages_and_stays_right():

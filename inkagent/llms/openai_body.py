@@ -100,9 +100,13 @@ class FragmentCache:
 
         Per source, C-level passes only (no Python frame) when it is cached and unchanged: look it up by
         id (an entry holds its source, so the id is that source's), compare it with its snapshot."""
-        new = self._new
-        entries = list(map(new.get, map(id, sources), repeat(_MISSING)))
-        valid = bytes(map(operator.eq, map(_SNAPSHOT, entries), sources))
+        if not isinstance(sources, list | tuple):
+            sources = list(sources)
+        entries = list(map(self._new.get, map(id, sources), repeat(_MISSING)))
+        try:
+            valid = bytes(map(operator.eq, map(_SNAPSHOT, entries), sources))
+        except (TypeError, ValueError):  # a source whose `==` gives no bool: all go the long way
+            valid = bytes(len(sources))
         i = valid.find(0)
         while i >= 0:  # new, edited in place, or only in the older generation
             source = sources[i]
