@@ -18,6 +18,15 @@ shortest). The history is made by running the same task until it is long enough;
 task the session is cut back to its length (`del agent.memory[n:]`, which leaves the rest as it was).
 
     python benchmarks/agent_overhead.py --history 8,80,200,400 [--runs 300]
+
+With `--request-body 8,400`: what building an OpenAI chat request costs (`OpenAICompatible._payload`
+and the body's bytes) in a session continued with a new message, at each history length, for
+this checkout (per-message JSON kept across requests) and for `--baseline` (`openai_compat.py` as it
+was there, loaded beside the new one; its body is the whole payload encoded as httpx does for `json=`),
+timed in alternating blocks. The history is the `openai` protocol's messages for the same task (tool
+calls, tool results with Chinese text, with the 40 APIs as `tools`).
+
+    python benchmarks/agent_overhead.py --request-body 8,400 [--runs 300] [--baseline 09cbbe9]
 """
 
 from __future__ import annotations
@@ -27,7 +36,11 @@ import gc
 import json
 import logging
 import statistics
+import subprocess
+import sys
 import time
+import types
+from pathlib import Path
 
 from lagent.actions import ActionExecutor as LagentExecutor
 from lagent.actions import BaseAction, tool_api
@@ -36,7 +49,9 @@ from lagent.agents.internlm2_agent import Internlm2Protocol as LagentProtocol
 
 from inkagent.actions import ActionExecutor
 from inkagent.agents import Internlm2Agent, ToolAgent
+from inkagent.llms import OpenAICompatible
 from inkagent.llms.base import LLM
+from inkagent.llms.openai_body import encode_body
 from inkagent.protocols import get_protocol
 from inkagent.protocols.base import openai_delta
 from inkagent.schema import ActionResult, Message, ToolCall, ToolCallDelta
@@ -221,13 +236,90 @@ def main_history(tools: list[BaseAction], lengths: list[int], runs: int) -> None
     print(f"goal (text protocols): {lengths[-1]} messages within 1.2x of {lengths[0]}")
 
 
+#: main before per-message JSON (issue 19): every chat request body encoded whole
+BODY_BASELINE = "09cbbe9"
+
+
+def baseline_openai_class(ref: str) -> type:
+    """`OpenAICompatible` of `inkagent/llms/openai_compat.py` at git `ref`, as a module beside the new one."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "-C", str(root), "show", f"{ref}:inkagent/llms/openai_compat.py"],
+                            capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType("inkagent.llms._openai_compat_baseline")
+    module.__package__ = "inkagent.llms"
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{ref}:inkagent/llms/openai_compat.py", "exec"), module.__dict__)  # noqa: S102
+    return module.OpenAICompatible
+
+
+def main_request_body(tools: list[BaseAction], lengths: list[int], runs: int, baseline: str) -> None:
+    executor = ActionExecutor(tools, timeout_s=None)
+    protocol = get_protocol("openai")
+    call = ToolCall(name="BenchTool3.lookup", arguments={"query": "智能体 agents", "limit": 2}, id="call_0")
+    result = ActionResult(name="BenchTool3.lookup", call_id="call_0", output=json.dumps(
+        [{"title": f"论文 {i}: agents that use tools", "summary": "智能体调用工具。" * 12} for i in range(3)],
+        ensure_ascii=False))
+    history = [Message(role="user", content="find papers about agents")]
+    while len(history) < max(lengths):
+        history.append(Message(role="assistant", content="我先查一下。", tool_calls=[call]))
+        history.append(protocol.format_result(call, result))
+        history.append(Message(role="assistant", content="Here is the answer."))
+        history.append(Message(role="user", content="find papers about agents"))
+    kinds = {"old": baseline_openai_class(baseline), "new": OpenAICompatible}
+
+    def runner(kind: str, length: int):
+        llm = kinds[kind](model="m", mode="chat")
+        old = kind == "old"
+        session = history[:length]
+
+        def run_once() -> float:
+            session.append(Message(role="user", content="and then?"))  # the session continued
+            request = protocol.request(session, executor)
+            params = request.gen_params()
+            start = time.perf_counter()
+            payload, _ = llm._payload(request.messages, params, stream=True)
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() \
+                if old else encode_body(payload)  # old: httpx's encoding of `json=payload`
+            spent = time.perf_counter() - start
+            del session[length:]
+            assert body
+            return spent
+
+        return run_once
+
+    keys = [(kind, n) for n in lengths for kind in kinds]
+    runners = {key: runner(*key) for key in keys}
+    for run_once in runners.values():
+        for _ in range(20):
+            run_once()
+    samples: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    for _ in range(max(1, runs // 25)):
+        for key, run_once in runners.items():
+            gc.collect()
+            samples[key] += [run_once() for _ in range(25)]
+    us = {key: statistics.median(values) * 1e6 for key, values in samples.items()}
+    print(f"building an OpenAI chat request (payload + body bytes), a session continued with one new message; "
+          f"{N_TOOLS * 2} APIs as tools; baseline {baseline}; median of {runs}:")
+    for n in lengths:
+        print(f"  {n:4d} messages: old {us['old', n]:8.1f} µs   new {us['new', n]:8.1f} µs   "
+              f"new/old {us['new', n] / us['old', n]:5.2f}x")
+    first, last = lengths[0], lengths[-1]
+    print(f"  {last} vs {first} messages: old {us['old', last] / us['old', first]:5.2f}x   "
+          f"new {us['new', last] / us['new', first]:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--history", metavar="N,N,...", help="history lengths of a continued session")
+    parser.add_argument("--request-body", metavar="N,N,...", help="OpenAI chat request building at these lengths")
+    parser.add_argument("--baseline", default=BODY_BASELINE, help="git ref of the old OpenAICompatible (--request-body)")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     tools = [make_toolkit(i) for i in range(N_TOOLS)]
+    if args.request_body:
+        main_request_body(tools, [int(n) for n in args.request_body.split(",")], args.runs, args.baseline)
+        return
     if args.history:
         main_history(tools, [int(n) for n in args.history.split(",")], args.runs)
         return

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from _thread import allocate_lock as _allocate_lock
@@ -24,6 +23,7 @@ from .base import BoundApi, bind_apis
 from .capture import capture_output
 from .output import CutOutput
 from .tool import call_maybe_async, describe_validation_error
+from .workers import WORKERS, wait
 
 logger = logging.getLogger(__name__)
 
@@ -267,51 +267,6 @@ class ActionExecutor:
         return result
 
 
-class _Workers:
-    """Daemon threads that run calls, reused between calls (a thread start costs more than a hand-off).
-
-    Each idle worker waits on a mailbox of its own (a `SimpleQueue`); `submit` takes an idle worker's
-    mailbox off a stack, or starts a worker when none is idle, so a call never queues behind a hung
-    one, and a hung tool never blocks later calls or the interpreter's exit. The stack is a list:
-    `append` and `pop` are atomic, so a hand-off takes no lock (two C-level queue operations and a
-    thread wake-up). Workers idle for a minute leave.
-    """
-
-    IDLE_S = 60.0
-
-    def __init__(self) -> None:
-        self._idle: list[queue.SimpleQueue] = []  # mailboxes of idle workers, the latest idle last
-
-    def submit(self, task, done) -> None:
-        """Run `task()` on a worker, then release the lock `done` (held by the caller)."""
-        try:
-            mailbox = self._idle.pop()
-        except IndexError:
-            mailbox = queue.SimpleQueue()
-            threading.Thread(target=self._work, args=(mailbox,), name="inkagent-call", daemon=True).start()
-        mailbox.put((task, done))
-
-    def _work(self, mailbox: queue.SimpleQueue) -> None:
-        while True:
-            try:
-                task, done = mailbox.get(timeout=self.IDLE_S)
-            except queue.Empty:
-                try:
-                    self._idle.remove(mailbox)
-                except ValueError:  # `submit` took this mailbox just now: its task is on the way
-                    continue
-                return
-            try:
-                task()
-            finally:
-                # idle again before the caller wakes: it may hand this worker its next call at once
-                self._idle.append(mailbox)
-                done.release()
-
-
-_WORKERS = _Workers()
-
-
 class _Job:
     """One validated call, run here or on a pool thread (so that a hung tool cannot block the agent)."""
 
@@ -340,7 +295,7 @@ class _Job:
         self._start_time = time.perf_counter()
         self._done = _allocate_lock()  # released by the worker when the call ends: cheaper than an Event
         self._done.acquire()
-        _WORKERS.submit(self._target, self._done)
+        WORKERS.submit(self._target, self._done)
 
     def _target(self) -> None:
         call, name = self.call, self._bound.spec.name
@@ -373,7 +328,7 @@ class _Job:
     def wait(self) -> None:
         limit = self.limit_s
         remaining = -1 if limit is None else max(0.0, limit - (time.perf_counter() - self._start_time))
-        if not self._done.acquire(timeout=remaining):
+        if not wait(self._done, remaining):
             self.result = _failure(
                 self.call,
                 "timeout",

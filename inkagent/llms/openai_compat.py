@@ -41,6 +41,7 @@ from .apikey import API_KEY_IN_CONFIG, read_api_key
 from .base import LLM, GenerationStats, Prompt
 from .lines import LineSplitter
 from .meta_template import INTERNLM2_META
+from .openai_body import FragmentCache, encode_body, to_openai_message
 from .openai_wire import Completion, SSEDecoder, _Assembler, _json, _response_error
 from .replicas import Replica, ReplicaSet, normalize_base_urls
 from .stopping import normalize_stop_words
@@ -54,6 +55,8 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: connections on every request event (quadratic in the pool's size), so many requests in flight are
 #: spread over several small pools rather than one big one.
 _SHARD_SIZE = 4
+#: The request body's content type (bodies are encoded by `openai_body.encode_body`, as httpx would).
+_JSON = {"Content-Type": "application/json"}
 #: Blocking pools: threads (`inkagent bench --concurrency N`, batch runs) are dealt out over this many.
 _SYNC_SHARDS = 8
 
@@ -133,6 +136,8 @@ class OpenAICompatible(LLM):
         self.api_key_env = api_key_env
         self.headers = {"Accept": "application/json"}
         self._secrets: tuple[str, ...] = ()
+        self._message_json = FragmentCache(to_openai_message)  # each message's JSON, made once
+        self._tool_json = FragmentCache()
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
             self._secrets = tuple({key, json.dumps(key)[1:-1]})
@@ -228,26 +233,17 @@ class OpenAICompatible(LLM):
         self.close()
 
     def to_messages(self, inputs: Prompt) -> list[dict]:
-        """lagent messages as OpenAI chat messages.
-
-        `environment` messages (tool results) become `tool` messages when they answer a `tool_call_id`,
-        else `system` messages, as lagent's GPT backend does.
-        """
+        """lagent messages as OpenAI chat messages (new dicts), see `to_openai_message`."""
         if isinstance(inputs, str):
             return [{"role": "user", "content": inputs}]
-        messages = []
-        for message in inputs:
-            role = message.get("role", "user")
-            out: dict[str, Any] = {"role": role, "content": message.get("content", "")}
-            if role == "environment":
-                out["role"] = "tool" if message.get("tool_call_id") else "system"
-            for key in ("tool_calls", "tool_call_id"):
-                if message.get(key):
-                    out[key] = message[key]
-            if message.get("name") and out["role"] in ("system", "user", "assistant"):
-                out["name"] = message["name"]
-            messages.append(out)
-        return messages
+        return [to_openai_message(message) for message in inputs]
+
+    def _chat_messages(self, inputs: Prompt) -> list[dict]:
+        """The `messages` field: each message converted and encoded once (`openai_body`), unless a
+        subclass converts messages its own way."""
+        if isinstance(inputs, str) or type(self).to_messages is not OpenAICompatible.to_messages:
+            return self.to_messages(inputs)
+        return self._message_json.encode(inputs)
 
     def _payload(self, inputs: Prompt, gen_params: dict, stream: bool) -> tuple[dict, tuple[str, ...]]:
         params = self.update_gen_params(**gen_params)
@@ -267,9 +263,9 @@ class OpenAICompatible(LLM):
         if stop_words:
             payload["stop"] = list(stop_words)
         if self.mode == "chat":
-            payload["messages"] = self.to_messages(inputs)
+            payload["messages"] = self._chat_messages(inputs)
             if tools:
-                payload["tools"] = list(tools)
+                payload["tools"] = self._tool_json.encode(tools)
                 if tool_choice is not None:
                     payload["tool_choice"] = tool_choice
         else:
@@ -384,6 +380,7 @@ class OpenAICompatible(LLM):
     def _send(self, payload: dict, deadline: float | None = None) -> httpx.Response:
         """POST with retries (failing over between replicas) within `deadline` (a `time.monotonic()` time);
         an open (streamed) 2xx response."""
+        body = encode_body(payload)
         last = ""
         failed: set[Replica] = set()
         attempts = waits = 0
@@ -394,7 +391,7 @@ class OpenAICompatible(LLM):
             url = f"{replica.url}/{self._path}"
             try:
                 client = self.client
-                response = client.send(client.build_request("POST", url, json=payload), stream=True)
+                response = client.send(client.build_request("POST", url, content=body, headers=_JSON), stream=True)
             except httpx.TransportError as exc:
                 last = self._transport_error(exc)
             except BaseException:  # interrupted: the replica is not to blame
@@ -540,6 +537,7 @@ class OpenAICompatible(LLM):
         self, client: httpx.AsyncClient, payload: dict, deadline: float | None = None
     ) -> httpx.Response:
         """Async `_send`."""
+        body = encode_body(payload)
         last = ""
         failed: set[Replica] = set()
         attempts = waits = 0
@@ -549,7 +547,7 @@ class OpenAICompatible(LLM):
             attempts += 1
             url = f"{replica.url}/{self._path}"
             try:
-                request = client.build_request("POST", url, json=payload)
+                request = client.build_request("POST", url, content=body, headers=_JSON)
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
                 last = self._transport_error(exc)
