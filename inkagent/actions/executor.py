@@ -232,12 +232,13 @@ class ActionExecutor:
             message = f"Invalid arguments for {bound.spec.name}: {describe_validation_error(exc)}. Parameters: {expected}."
             return _failure(call, "invalid_arguments", message)
         # keep nested models as models: the function's hints asked for them
-        arguments = {name: getattr(validated, name) for name in type(validated).model_fields}
+        arguments = {name: getattr(validated, name) for name in type(validated).__pydantic_fields__}
         return bound, arguments
 
     def _finish(self, call: ToolCall, output: Any, started: float) -> ActionResult:
         result = _to_result(call, output)
-        result.output = self._cut(result.output)
+        if len(result.output) > self.max_output_chars:
+            result.output = self._cut(result.output)
         result.duration_s = time.perf_counter() - started
         return result
 

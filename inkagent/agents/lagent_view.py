@@ -162,8 +162,9 @@ class AgentReturnBuilder:
         self._views[call.id] = view
         ret.state = self.codes.PLUGIN_END if call.kind == "plugin" else self.codes.CODE_END
         ret.response = view.complete(call)
-        self._collect({"role": "language", "content": self.language.strip()})
-        self._collect({"role": "tool", "content": view.complete(call), "name": call.kind})
+        if self._steps is None:
+            self._collect({"role": "language", "content": self.language.strip()})
+            self._collect({"role": "tool", "content": view.complete(call), "name": call.kind})
         self._snapshot()
 
     def _on_result(self, event: ToolResult) -> None:
@@ -178,7 +179,8 @@ class AgentReturnBuilder:
             args = {"text": arguments["command"]} if call.kind == "interpreter" else arguments
         ret = self._value
         ret.actions.append(event.result.to_lagent(thought=self.language, args=args))
-        self._collect({"role": "environment", "content": event.result.text(), "name": call.kind})
+        if self._steps is None:
+            self._collect({"role": "environment", "content": event.result.text(), "name": call.kind})
         ret.state = self.codes.PLUGIN_RETURN if call.kind == "plugin" else self.codes.CODE_RETURN
         self._update_steps()
         self._snapshot()
@@ -254,7 +256,8 @@ class AgentReturnBuilder:
             self._snapshot()
 
     def _collect(self, step: dict) -> None:
-        self._collected.append(step)
+        if self._steps is None:  # otherwise the steps come from the history
+            self._collected.append(step)
 
     def _update_steps(self) -> None:
         if self._steps is None:

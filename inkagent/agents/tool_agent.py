@@ -187,10 +187,13 @@ class ToolAgent(LagentAgentAPI):
         start_len = len(history)
         finished = False
         try:
-            for event in self._run(history, new, gen_params):
-                if self.trace is not None and not isinstance(event, _STREAMED):
-                    self.trace.write(event)  # deltas are in the turn's ModelOutput
-                yield event
+            if self.trace is None:
+                yield from self._run(history, new, gen_params)
+            else:
+                for event in self._run(history, new, gen_params):
+                    if not isinstance(event, _STREAMED):
+                        self.trace.write(event)  # deltas are in the turn's ModelOutput
+                    yield event
             finished = True
         finally:
             if not finished:  # the consumer stopped (Ctrl-C, closed generator): drop the partial turn

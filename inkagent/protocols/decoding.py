@@ -31,7 +31,9 @@ def load_json(text: str) -> tuple[Any, str | None]:
         return None, f"nested too deeply (more than {MAX_ARGUMENT_DEPTH} levels)"
     except ValueError as exc:  # int max str digits, and friends
         return None, f"not usable JSON ({exc})"
-    if _depth_exceeds(value, MAX_ARGUMENT_DEPTH):
+    # each array or object opens with a bracket of the text: with no more brackets than the limit (the
+    # common case, counted in C), the nesting cannot exceed it
+    if text.count("{") + text.count("[") > MAX_ARGUMENT_DEPTH and _depth_exceeds(value, MAX_ARGUMENT_DEPTH):
         return None, f"nested too deeply (more than {MAX_ARGUMENT_DEPTH} levels)"
     return value, None
 

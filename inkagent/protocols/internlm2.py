@@ -135,13 +135,14 @@ class Internlm2Protocol(ToolProtocol):
         tools = tool_specs(plugin_executor)
         interpreter_specs = tool_specs(interpreter_executor)[:1]
         # The tool listing is the same every turn: render it once per set of tools and prompt texts
-        # (the prompts may be edited between calls). The cache holds the specs themselves, so their ids
-        # cannot be reused by other objects while the entry lives.
-        key = (self.meta_prompt, self.interpreter_prompt, self.plugin_prompt, *map(id, tools + interpreter_specs))
+        # (the prompts may be edited between calls). The specs are compared as a list (in C: the same
+        # objects at once, else equal content, which renders the same).
+        key = (self.meta_prompt, self.interpreter_prompt, self.plugin_prompt, len(interpreter_specs))
+        specs = tools + interpreter_specs
         cached = self._system_cache
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] != key or cached[1] != specs:
             system = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
-            cached = self._system_cache = (key, tools + interpreter_specs, system)
+            cached = self._system_cache = (key, specs, system)
         tokens = (self.start_token, self.plugin_token, self.interpreter_token, self.end_token)
         if self.few_shot:  # the examples are formatted once (for these tokens and this list of examples)
             shots_key = (id(self.few_shot), tokens)
