@@ -388,6 +388,8 @@ def _failure(call: ToolCall, error_type: str, message: str) -> ActionResult:
 
 
 def _to_result(call: ToolCall, output: Any) -> ActionResult:
+    if type(output) is str:  # the common case first
+        return ActionResult(name=call.name, arguments=call.arguments, output=output, call_id=call.id)
     if isinstance(output, ActionResult):
         return output.model_copy(update={"name": call.name, "arguments": call.arguments, "call_id": call.id})
     if type(output).__name__ == "ActionReturn" and hasattr(output, "state"):  # a lagent ActionReturn

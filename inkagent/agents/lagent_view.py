@@ -293,6 +293,11 @@ def stream_agent_returns(events: Iterable, builder: AgentReturnBuilder | None = 
 def agent_return_from_events(events: Iterable, builder: AgentReturnBuilder | None = None):
     """The final `AgentReturn` of a run (no intermediate copies)."""
     builder = builder or AgentReturnBuilder()
+    feed, handlers = builder.feed, _HANDLERS
     for event in events:
-        builder.feed(event)
+        handler = handlers.get(type(event))
+        if handler is not None:
+            handler(builder, event)
+        else:
+            feed(event)
     return builder.value

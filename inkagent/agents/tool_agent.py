@@ -136,18 +136,20 @@ class ToolAgent(LagentAgentAPI):
             history.append(user)
             yield UserMessage(text=user.content)
         repeats, told_empty = _RepeatedFailures(self.max_repeats), False
+        own_stop_words = backend_stop_words(self.llm, gen_params)
         for turn in range(self.max_turn):
             request = self.protocol.request(history, self.plugin_executor, self.interpreter_executor)
             yield PromptSent.of(turn, request.messages)
-            output = _Output(self.protocol.stream_parser(self._interpreter_name()), self._interpreter_name())
+            interpreter = self._interpreter_name()
+            output = _Output(self.protocol.stream_parser(interpreter), interpreter)
             try:
-                yield from output.read(self._model_stream(request, gen_params))
+                yield from output.read(self._model_stream(request, gen_params, own_stop_words))
             except Exception as exc:  # the backend failed: end the run with the reason, keep the session
                 yield from _model_failed(exc)
                 return
             yield ModelOutput(turn=turn, text=output.raw, duration_s=output.duration_s)
             parsed = output.parser.result()
-            empty = parsed.is_answer and self._is_empty(parsed.thought, gen_params)
+            empty = parsed.is_answer and self._is_empty(parsed.thought, own_stop_words)
             if parsed.is_answer and (not empty or told_empty):
                 yield from _final(history, "" if empty else parsed.thought)
                 return
@@ -201,10 +203,9 @@ class ToolAgent(LagentAgentAPI):
                 if self.trace is not None:
                     self.trace.write(AgentError(kind="cancelled", message="the run was cancelled"))
 
-    def _model_stream(self, request: Any, gen_params: dict[str, Any]) -> Iterator[Any]:
+    def _model_stream(self, request: Any, gen_params: dict[str, Any], own: list[str]) -> Iterator[Any]:
         """The model's output for `request`: text deltas, and `ToolCallChunk`s for a native protocol.
-        The protocol's stop words are added to the backend's (nothing is sent when it adds none)."""
-        own = backend_stop_words(self.llm, gen_params)
+        The protocol's stop words are added to the backend's, `own` (nothing is sent when it adds none)."""
         params = {**gen_params, **request.gen_params(own)}
         if params.get("stop_words") == own:
             params.pop("stop_words")
@@ -212,9 +213,10 @@ class ToolAgent(LagentAgentAPI):
                 params["stop_words"] = gen_params["stop_words"]
         return stream_llm(self.llm, request.messages, native=self.protocol.native_tools, **params)
 
-    def _is_empty(self, text: str, gen_params: dict[str, Any]) -> bool:
-        """Whether an answer says nothing: blank once end-of-turn tokens (stop words) are removed."""
-        for word in (*backend_stop_words(self.llm, gen_params), *self.protocol.stop_words):
+    def _is_empty(self, text: str, own_stop_words: list[str]) -> bool:
+        """Whether an answer says nothing: blank once end-of-turn tokens (the backend's stop words,
+        `own_stop_words`, and the protocol's) are removed."""
+        for word in (*own_stop_words, *self.protocol.stop_words):
             text = text.replace(word, "")
         return not text.strip()
 

@@ -153,16 +153,19 @@ class Internlm2StreamParser(StreamParser):
     # -- internals -----------------------------------------------------------------------------
     def _advance(self, final: bool) -> list[StreamItem]:
         items: list[StreamItem] = []
-        while self._buffer and self._state != "done":
-            match = _MARKER_RE.search(self._buffer)
-            if match is None:
-                keep = 0 if final else _held_back(self._buffer)
-                self._consume_plain(self._buffer[: len(self._buffer) - keep], items)
-                self._buffer = self._buffer[len(self._buffer) - keep :]
-                break
-            self._consume_plain(self._buffer[: match.start()], items)
-            self._buffer = self._buffer[match.end() :]
+        if self._state == "done":
+            return items
+        buffer, position = self._buffer, 0
+        for match in _MARKER_RE.finditer(buffer):  # the markers in the buffer, in one pass
+            self._consume_plain(buffer[position : match.start()], items)
+            position = match.end()
             self._on_marker(_MARKERS[match.group(0)], items)
+            if self._state == "done":  # the rest of the output is not read
+                return items
+        rest = buffer[position:]
+        keep = 0 if final else _held_back(rest)
+        self._consume_plain(rest[: len(rest) - keep], items)
+        self._buffer = rest[len(rest) - keep :]
         return items
 
     def _consume_plain(self, text: str, items: list[StreamItem]) -> None:
