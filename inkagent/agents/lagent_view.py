@@ -38,6 +38,7 @@ from ..schema import (
     ToolCallStarted,
     ToolResult,
     UserMessage,
+    lagent_schema,
 )
 
 _END_STATE_CODES = {
@@ -98,10 +99,9 @@ class AgentReturnBuilder:
         lagent_args: Callable[[ToolCall, dict], dict] | None = None,
         on_snapshot: Callable[[Any], None] | None = None,
     ) -> None:
-        from lagent.schema import AgentReturn, AgentStatusCode
-
-        self.codes = AgentStatusCode
-        self._value = AgentReturn(state=AgentStatusCode.SESSION_READY, inner_steps=list(initial_steps or []))
+        lagent = lagent_schema()
+        self.codes = lagent.AgentStatusCode
+        self._value = lagent.AgentReturn(state=self.codes.SESSION_READY, inner_steps=list(initial_steps or []))
         self._steps = steps
         self._steps_due = False  # `steps()` changed since `inner_steps` was last set (read when a snapshot is due)
         self._lagent_args = lagent_args
@@ -220,8 +220,7 @@ class AgentReturnBuilder:
 
     def _malformed(self, event: AgentError) -> None:
         """A call the protocol could not read: shown as lagent shows a call, with its error as the result."""
-        from lagent.schema import ActionReturn, ActionStatusCode, ActionValidCode
-
+        lagent = lagent_schema()
         codes, ret = self.codes, self._value
         kind = self.call.kind if self.call is not None else "plugin"
         raw = event.raw or (self.call.text if self.call is not None else "")
@@ -232,13 +231,13 @@ class AgentReturnBuilder:
         self._pending.append(
             (
                 kind,
-                ActionReturn(
+                lagent.ActionReturn(
                     args={"text": raw},
                     type=name,
                     errmsg=event.message,
-                    state=ActionStatusCode.ARGS_ERROR,
+                    state=lagent.ActionStatusCode.ARGS_ERROR,
                     thought=self.language,
-                    valid=ActionValidCode.INVALID,
+                    valid=lagent.ActionValidCode.INVALID,
                 ),
             )
         )

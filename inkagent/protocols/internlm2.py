@@ -24,6 +24,8 @@ from .base import CallInvalid, HistoryCache, ToolProtocol, ToolsCache, as_messag
 from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) without a new encoder a call
+
 _LAGENT_LANGUAGE = {"begin": "", "end": "", "belong": "assistant"}
 _LAGENT_TOOL = {
     "begin": "{start_token}{name}\n",
@@ -172,7 +174,7 @@ class Internlm2Protocol(ToolProtocol):
         if call.kind == "interpreter":
             body = "```python\n" + str(call.arguments.get("command", "")) + "\n```"
             return f"{self.start_token}{self.interpreter_token}\n{body}{self.end_token}"
-        body = json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
+        body = _JSON.encode({"name": call.name, "parameters": call.arguments})
         return f"{self.start_token}{self.plugin_token}\n{body}{self.end_token}"
 
     def assistant_message(self, raw: str, turn: ParsedTurn, invalid: Sequence[CallInvalid] = ()) -> Message:
