@@ -247,6 +247,8 @@ class AgentReturnBuilder:
 
     def _flush(self) -> None:
         """The results of malformed calls, once the turn is in the history."""
+        if not self._pending:
+            return
         pending, self._pending = self._pending, []
         for kind, action in pending:
             self._value.actions.append(action)

@@ -221,6 +221,8 @@ class ToolAgent(LagentAgentAPI):
         return not text.strip()
 
     def _run_calls(self, calls: list[ToolCall]) -> list[ActionResult]:
+        if self.plugin_executor is not None and all(call.kind == "plugin" for call in calls):
+            return self.plugin_executor.run_all(calls)  # the common case: one executor runs them all
         results: list[ActionResult | None] = [None] * len(calls)
         for kind, executor in (("plugin", self.plugin_executor), ("interpreter", self.interpreter_executor)):
             indexes = [i for i, call in enumerate(calls) if call.kind == kind]
@@ -290,6 +292,9 @@ class _RepeatedFailures:
 
     def stop(self, calls: list[ToolCall], results: list[ActionResult], invalid: list[CallInvalid]) -> bool:
         """Whether every call of this turn failed, each as often in a row as the limit allows."""
+        if not invalid and all(r.ok for r in results):  # the common case: nothing failed
+            self.counts = {}
+            return False
         failures = {_failure_key(c, r) for c, r in zip(calls, results, strict=True) if not r.ok}
         failures |= {json.dumps(["parse", bad.raw, bad.message]) for bad in invalid}
         self.counts = {key: self.counts.get(key, 0) + 1 for key in failures}
