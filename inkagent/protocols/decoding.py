@@ -135,7 +135,9 @@ def call_from_json(
     if not isinstance(name, str) or not name.strip():
         return f'The {noun} has no "name" (a string naming the tool). {hint}'
     key = keys[0] if keys[0] in data else keys[1]
-    arguments = decode_arguments(data.get(key), f'"{key}" of the call to {name.strip()}')
-    if isinstance(arguments, str):
-        return f"{arguments} {hint}"
+    arguments = data.get(key)
+    if not isinstance(arguments, dict):  # (a dict is used as it is; the reason is written only when needed)
+        arguments = decode_arguments(arguments, f'"{key}" of the call to {name.strip()}')
+        if isinstance(arguments, str):
+            return f"{arguments} {hint}"
     return name.strip(), arguments
