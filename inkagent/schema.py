@@ -159,7 +159,7 @@ class PromptSent(_Event):
     def of(cls, turn: int, messages: list[dict[str, Any]]) -> PromptSent:
         """The event for `messages` as a protocol made them (valid message dicts), held as they are:
         validating would copy the whole history every turn. The dicts are shared: do not change them."""
-        event = cls(turn=turn, messages=[])
+        event = cls.__pydantic_validator__.validate_python({"turn": turn, "messages": []})  # as cls(...) does
         event.__dict__["messages"] = messages
         return event
 
