@@ -1,20 +1,16 @@
-"""What a tool prints, captured per call: `with capture_output(limit) as printed: ...`.
+"""What a tool prints, captured per call: `with capture_output(limit) as buffer: ...`.
 
-From the first capture on, `sys.stdout` and `sys.stderr` are proxies that route each write by a
+While any capture is active, `sys.stdout` and `sys.stderr` are proxies that route each write by a
 context variable: writes from a thread (or task) inside `capture_output` go to that call's buffer,
-every other write goes to the stream that was there before (the proxy passes everything else on to
-it: `isatty`, `fileno`, `encoding`...). Calls on several threads therefore capture only their own
-prints, and the agent's own output (a REPL, `--json` lines) is never mixed with a tool's. The proxies
-are installed once, not around every call (that cost a tool call more than the call itself); a stream
-replaced since is wrapped again at the next capture, and the original streams are put back at exit.
-The buffer renders `\\r` as a terminal does and keeps only a head and a tail past `limit` characters,
-so a tool printing megabytes costs no memory. Threads a tool starts itself do not inherit the capture
-(their prints go to the agent's streams), except through `contextvars.copy_context()`.
+every other write goes to the stream that was there before. Calls on several threads therefore capture
+only their own prints, and the agent's own output (a REPL, `--json` lines) is never mixed with a
+tool's. The buffer renders `\\r` as a terminal does and keeps only a head and a tail past `limit`
+characters, so a tool printing megabytes costs no memory. Threads a tool starts itself do not inherit
+the capture (their prints go to the agent's streams), except through `contextvars.copy_context()`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import sys
 import threading
@@ -24,7 +20,8 @@ from .output import OutputBuffer
 
 _BUFFER: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("inkagent_tool_output", default=None)
 _LOCK = threading.Lock()
-_RESTORE_AT_EXIT = False  # `_restore` is registered with atexit
+_ACTIVE = 0
+_SAVED: dict[str, TextIO] = {}
 
 
 class _RoutedStream:
@@ -58,28 +55,25 @@ class _RoutedStream:
 
 
 def _install() -> None:
-    """Route `sys.stdout` and `sys.stderr` through proxies, unless they are already."""
-    global _RESTORE_AT_EXIT
-    if isinstance(sys.stdout, _RoutedStream) and isinstance(sys.stderr, _RoutedStream):
-        return  # the common case: no lock needed
+    global _ACTIVE
     with _LOCK:
-        if not _RESTORE_AT_EXIT:
-            _RESTORE_AT_EXIT = True
-            atexit.register(_restore)
+        _ACTIVE += 1
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if not isinstance(stream, _RoutedStream):  # first capture, or someone replaced the stream since
+                _SAVED[name] = stream
                 setattr(sys, name, _RoutedStream(stream))
 
 
-def _restore() -> None:
-    """Put back the streams the proxies wrap (at exit, before the interpreter flushes them)."""
+def _uninstall() -> None:
+    global _ACTIVE
     with _LOCK:
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            while isinstance(stream, _RoutedStream):
-                stream = stream._fallback
-            setattr(sys, name, stream)
+        _ACTIVE -= 1
+        if _ACTIVE == 0:
+            for name, stream in _SAVED.items():
+                if isinstance(getattr(sys, name), _RoutedStream):  # unless someone replaced it since
+                    setattr(sys, name, stream)
+            _SAVED.clear()
 
 
 class Capture:
@@ -111,6 +105,7 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         _BUFFER.reset(self._token)  # type: ignore[arg-type]
+        _uninstall()
 
 
 def capture_output(limit: int) -> Capture:
