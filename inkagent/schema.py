@@ -10,6 +10,7 @@ lagent's names (`AgentStatusCode`, `AgentReturn`, `ActionReturn`, `ActionStatusC
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import json
 import os
@@ -78,17 +79,16 @@ class ActionResult(BaseModel):
 
         `args` replaces the call's arguments where lagent shows others (its interpreter: `{"text": code}`).
         """
-        from lagent.schema import ActionReturn, ActionStatusCode
-
+        lagent = lagent_schema()
         result = [{"type": "text", "content": self.output}] if self.output else []
         result += [{"type": "image", "content": path} for path in self.files]
         if self.error is None:
-            state = ActionStatusCode.SUCCESS
+            state = lagent.ActionStatusCode.SUCCESS
         elif self.error_type in ("invalid_arguments", "invalid_call", "unknown_tool"):
-            state = ActionStatusCode.ARGS_ERROR
+            state = lagent.ActionStatusCode.ARGS_ERROR
         else:
-            state = ActionStatusCode.API_ERROR
-        return ActionReturn(
+            state = lagent.ActionStatusCode.API_ERROR
+        return lagent.ActionReturn(
             args=self.arguments if args is None else args,
             type=self.name,
             result=result,
@@ -100,15 +100,14 @@ class ActionResult(BaseModel):
     @classmethod
     def from_lagent(cls, action_return: Any, name: str | None = None) -> ActionResult:
         """Build from a lagent `ActionReturn` (what lagent actions return)."""
-        from lagent.schema import ActionStatusCode
-
+        success = lagent_schema().ActionStatusCode.SUCCESS
         texts, files = [], []
         for item in action_return.result or []:
             if item.get("type") == "text":
                 texts.append(str(item.get("content", "")))
             else:
                 files.append(str(item.get("content", "")))
-        failed = action_return.state not in (ActionStatusCode.SUCCESS, int(ActionStatusCode.SUCCESS))
+        failed = action_return.state not in (success, int(success))
         return cls(
             name=name or action_return.type or "",
             arguments=action_return.args or {},
@@ -160,7 +159,7 @@ class PromptSent(_Event):
     def of(cls, turn: int, messages: list[dict[str, Any]]) -> PromptSent:
         """The event for `messages` as a protocol made them (valid message dicts), held as they are:
         validating would copy the whole history every turn. The dicts are shared: do not change them."""
-        event = cls(turn=turn, messages=[])
+        event = cls.__pydantic_validator__.validate_python({"turn": turn, "messages": []})  # as cls(...) does
         event.__dict__["messages"] = messages
         return event
 
@@ -310,10 +309,17 @@ _LAGENT_NAMES = frozenset(
 )
 
 
+@functools.cache
+def lagent_schema() -> Any:
+    """The `lagent.schema` module, imported on first use (importing lagent costs seconds; an import
+    statement in a function costs a microsecond on every call)."""
+    import lagent.schema
+
+    return lagent.schema
+
+
 def __getattr__(name: str) -> Any:
     """lagent's schema names, loaded on first use (importing lagent costs seconds)."""
     if name in _LAGENT_NAMES:
-        import lagent.schema
-
-        return getattr(lagent.schema, name)
+        return getattr(lagent_schema(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,16 +11,14 @@ the capture (their prints go to the agent's streams), except through `contextvar
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from .output import OutputBuffer
 
-_BUFFER: contextvars.ContextVar[OutputBuffer | None] = contextvars.ContextVar("inkagent_tool_output", default=None)
+_BUFFER: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("inkagent_tool_output", default=None)
 _LOCK = threading.Lock()
 _ACTIVE = 0
 _SAVED: dict[str, TextIO] = {}
@@ -33,12 +31,12 @@ class _RoutedStream:
         self._fallback = fallback
 
     def write(self, text: str) -> int:
-        buffer = _BUFFER.get()
-        if buffer is None:
+        capture = _BUFFER.get()
+        if capture is None:
             return self._fallback.write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        buffer.add(text)
+        capture.add(text)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -78,14 +76,39 @@ def _uninstall() -> None:
             _SAVED.clear()
 
 
-@contextlib.contextmanager
-def capture_output(limit: int) -> Iterator[OutputBuffer]:
-    """Capture what this thread prints (stdout and stderr, in order) into a buffer of `limit` characters."""
-    buffer = OutputBuffer(limit)
-    _install()
-    token = _BUFFER.set(buffer)
-    try:
-        yield buffer
-    finally:
-        _BUFFER.reset(token)
+class Capture:
+    """What one call printed (the `with capture_output(limit)` target): `text()` once the block ended.
+
+    The `OutputBuffer` is made at the first write: most tools print nothing.
+    """
+
+    __slots__ = ("_buffer", "_limit", "_token")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buffer: OutputBuffer | None = None
+        self._token: contextvars.Token | None = None
+
+    def add(self, text: str) -> None:
+        if self._buffer is None:
+            self._buffer = OutputBuffer(self._limit)
+        self._buffer.add(text)
+
+    def text(self) -> str:
+        """What was printed, rendered as a terminal shows it and cut to the limit ("" for nothing)."""
+        return "" if self._buffer is None else self._buffer.text()
+
+    def __enter__(self) -> Capture:
+        _install()
+        self._token = _BUFFER.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _BUFFER.reset(self._token)  # type: ignore[arg-type]
         _uninstall()
+
+
+def capture_output(limit: int) -> Capture:
+    """Capture what this thread prints (stdout and stderr, in order), up to `limit` characters:
+    `with capture_output(limit) as printed: ...`, then `printed.text()`."""
+    return Capture(limit)

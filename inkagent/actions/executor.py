@@ -232,12 +232,13 @@ class ActionExecutor:
             message = f"Invalid arguments for {bound.spec.name}: {describe_validation_error(exc)}. Parameters: {expected}."
             return _failure(call, "invalid_arguments", message)
         # keep nested models as models: the function's hints asked for them
-        arguments = {name: getattr(validated, name) for name in type(validated).model_fields}
+        arguments = {name: getattr(validated, name) for name in type(validated).__pydantic_fields__}
         return bound, arguments
 
     def _finish(self, call: ToolCall, output: Any, started: float) -> ActionResult:
         result = _to_result(call, output)
-        result.output = self._cut(result.output)
+        if len(result.output) > self.max_output_chars:
+            result.output = self._cut(result.output)
         result.duration_s = time.perf_counter() - started
         return result
 
@@ -342,6 +343,8 @@ def _failure(call: ToolCall, error_type: str, message: str) -> ActionResult:
 
 
 def _to_result(call: ToolCall, output: Any) -> ActionResult:
+    if type(output) is str:  # the common case first
+        return ActionResult(name=call.name, arguments=call.arguments, output=output, call_id=call.id)
     if isinstance(output, ActionResult):
         return output.model_copy(update={"name": call.name, "arguments": call.arguments, "call_id": call.id})
     if type(output).__name__ == "ActionReturn" and hasattr(output, "state"):  # a lagent ActionReturn

@@ -268,6 +268,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+_NEVER_AWAITABLE = frozenset({str, int, float, bool, bytes, dict, list, tuple, type(None)})  # checked first: cheap
+
+
 def call_maybe_async(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Call `fn`; if it returns an awaitable, run it to completion and return its result.
 
@@ -275,7 +278,7 @@ def call_maybe_async(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     itself async) the coroutine runs on a helper thread, since a loop cannot block on itself.
     """
     result = fn(**kwargs)
-    if not inspect.isawaitable(result):
+    if type(result) in _NEVER_AWAITABLE or not inspect.isawaitable(result):
         return result
     try:
         asyncio.get_running_loop()

@@ -30,12 +30,15 @@ from ..schema import (
     AgentError,
     AgentState,
     FinalAnswer,
+    ModelOutput,
     PromptSent,
     TextDelta,
     ToolCall,
     ToolCallDelta,
     ToolCallStarted,
     ToolResult,
+    UserMessage,
+    lagent_schema,
 )
 
 _END_STATE_CODES = {
@@ -85,6 +88,8 @@ class AgentReturnBuilder:
         lagent_args: `(call, arguments) -> args` of the `ActionReturn` (each action shows its own; an
             interpreter's arguments hold the code as the model wrote it). Default: lagent's
             interpreter's `{"text": code}`, a plugin's arguments.
+        on_snapshot: called with the `AgentReturn` each time a snapshot is due (lagent's `stream_chat`
+            yields one there); `None` when only the final value is read.
     """
 
     def __init__(
@@ -92,13 +97,15 @@ class AgentReturnBuilder:
         steps: Callable[[], list[dict]] | None = None,
         initial_steps: list[dict] | None = None,
         lagent_args: Callable[[ToolCall, dict], dict] | None = None,
+        on_snapshot: Callable[[Any], None] | None = None,
     ) -> None:
-        from lagent.schema import AgentReturn, AgentStatusCode
-
-        self.codes = AgentStatusCode
-        self.value = AgentReturn(state=AgentStatusCode.SESSION_READY, inner_steps=list(initial_steps or []))
+        lagent = lagent_schema()
+        self.codes = lagent.AgentStatusCode
+        self._value = lagent.AgentReturn(state=self.codes.SESSION_READY, inner_steps=list(initial_steps or []))
         self._steps = steps
+        self._steps_due = False  # `steps()` changed since `inner_steps` was last set (read when a snapshot is due)
         self._lagent_args = lagent_args
+        self.on_snapshot = on_snapshot
         self._collected: list[dict] = []
         self.language = ""
         self.call: _CallView | None = None  # the call being written, or the last one of this turn
@@ -106,104 +113,131 @@ class AgentReturnBuilder:
         self._pending: list[Any] = []  # ActionReturns of malformed calls, shown after the turn
         self.last_error = ""
 
-    def feed(self, event: Any) -> Iterator[None]:
-        """Apply one event; yields once each time a snapshot is due (read `value` then)."""
-        codes, ret = self.codes, self.value
-        if isinstance(event, PromptSent):
-            yield from self._flush()
-            self.language, self.call = "", None
-        elif isinstance(event, TextDelta):
-            if self.call is not None:  # after a call: only real language starts streaming again
-                if not event.text.strip():
-                    return
-                self.call = None
-            self.language += event.text
-            ret.state, ret.response = codes.STREAM_ING, self.language
-            yield
-        elif isinstance(event, ToolCallDelta):
-            if event.start or self.call is None or self.call.done:
-                yield from self._start_call(event.kind, event.name or "IPythonInterpreter")
-            assert self.call is not None
-            self.call.text += event.text
-            ret.response = self.call.partial()
-            yield
-        elif isinstance(event, ToolCallStarted):
-            call = event.call
-            if self.call is None or self.call.done or self.call.kind != call.kind:
-                yield from self._start_call(call.kind, call.name)  # a protocol that does not stream calls
-            view = self.call
-            assert view is not None
-            view.done = True
-            self._views[call.id] = view
-            ret.state = codes.PLUGIN_END if call.kind == "plugin" else codes.CODE_END
-            ret.response = view.complete(call)
+    @property
+    def value(self) -> Any:
+        """The `AgentReturn` as of the last event."""
+        if self._steps_due:
+            self._steps_due = False
+            self._value.inner_steps = self._steps()  # type: ignore[misc]
+        return self._value
+
+    def feed(self, event: Any) -> None:
+        """Apply one event (`on_snapshot` is called at each snapshot it makes due)."""
+        handler = _HANDLERS.get(type(event))
+        if handler is None:  # a subclass of an event type
+            handler = next((_HANDLERS[cls] for cls in type(event).__mro__ if cls in _HANDLERS), None)
+        if handler is not None:
+            handler(self, event)
+
+    # -- one method per event type -------------------------------------------------------------
+    def _on_prompt(self, event: PromptSent) -> None:
+        self._flush()
+        self.language, self.call = "", None
+
+    def _on_text(self, event: TextDelta) -> None:
+        if self.call is not None:  # after a call: only real language starts streaming again
+            if not event.text.strip():
+                return
+            self.call = None
+        self.language += event.text
+        ret = self._value
+        ret.state, ret.response = self.codes.STREAM_ING, self.language
+        self._snapshot()
+
+    def _on_call_delta(self, event: ToolCallDelta) -> None:
+        if event.start or self.call is None or self.call.done:
+            self._start_call(event.kind, event.name or "IPythonInterpreter")
+        assert self.call is not None
+        self.call.text += event.text
+        self._value.response = self.call.partial()
+        self._snapshot()
+
+    def _on_call(self, event: ToolCallStarted) -> None:
+        call, ret = event.call, self._value
+        if self.call is None or self.call.done or self.call.kind != call.kind:
+            self._start_call(call.kind, call.name)  # a protocol that does not stream calls
+        view = self.call
+        assert view is not None
+        view.done = True
+        self._views[call.id] = view
+        ret.state = self.codes.PLUGIN_END if call.kind == "plugin" else self.codes.CODE_END
+        ret.response = view.complete(call)
+        if self._steps is None:
             self._collect({"role": "language", "content": self.language.strip()})
             self._collect({"role": "tool", "content": view.complete(call), "name": call.kind})
-            yield
-        elif isinstance(event, ToolResult):
-            yield from self._flush()
-            call, view = event.call, self._views.get(event.call.id)
-            arguments = call.arguments
-            if call.kind == "interpreter":
-                arguments = {"command": view.code(call) if view else str(call.arguments.get("command", ""))}
-            if self._lagent_args is not None:
-                args = self._lagent_args(call, arguments)
-            else:
-                args = {"text": arguments["command"]} if call.kind == "interpreter" else arguments
-            action = event.result.to_lagent(thought=self.language, args=args)
-            ret.actions.append(action)
+        self._snapshot()
+
+    def _on_result(self, event: ToolResult) -> None:
+        self._flush()
+        call, view = event.call, self._views.get(event.call.id)
+        arguments = call.arguments
+        if call.kind == "interpreter":
+            arguments = {"command": view.code(call) if view else str(call.arguments.get("command", ""))}
+        if self._lagent_args is not None:
+            args = self._lagent_args(call, arguments)
+        else:
+            args = {"text": arguments["command"]} if call.kind == "interpreter" else arguments
+        ret = self._value
+        ret.actions.append(event.result.to_lagent(thought=self.language, args=args))
+        if self._steps is None:
             self._collect({"role": "environment", "content": event.result.text(), "name": call.kind})
-            ret.state = codes.PLUGIN_RETURN if call.kind == "plugin" else codes.CODE_RETURN
-            self._update_steps()
-            yield
-        elif isinstance(event, AgentError):
-            self.last_error = event.message
-            if event.kind == "parse_error":
-                yield from self._malformed(event)
-            else:
-                yield from self._flush()
-        elif isinstance(event, FinalAnswer):
-            yield from self._flush()
-            ret.state = getattr(codes, _END_STATE_CODES[event.state])
-            ret.response = event.text
-            if event.state == AgentState.ANSWERED:
-                self._collect({"role": "language", "content": event.text})
-            else:
-                ret.errmsg = self.last_error or event.state.value
-            self._update_steps()
-            yield
+        ret.state = self.codes.PLUGIN_RETURN if call.kind == "plugin" else self.codes.CODE_RETURN
+        self._update_steps()
+        self._snapshot()
+
+    def _on_error(self, event: AgentError) -> None:
+        self.last_error = event.message
+        if event.kind == "parse_error":
+            self._malformed(event)
+        else:
+            self._flush()
+
+    def _on_final(self, event: FinalAnswer) -> None:
+        self._flush()
+        ret = self._value
+        ret.state = getattr(self.codes, _END_STATE_CODES[event.state])
+        ret.response = event.text
+        if event.state == AgentState.ANSWERED:
+            self._collect({"role": "language", "content": event.text})
+        else:
+            ret.errmsg = self.last_error or event.state.value
+        self._update_steps()
+        self._snapshot()
 
     # -- internals -----------------------------------------------------------------------------
-    def _start_call(self, kind: str, name: str) -> Iterator[None]:
-        codes, ret = self.codes, self.value
+    def _snapshot(self) -> None:
+        if self.on_snapshot is not None:
+            self.on_snapshot(self.value)
+
+    def _start_call(self, kind: str, name: str) -> None:
+        codes, ret = self.codes, self._value
         state = codes.PLUGIN_START if kind == "plugin" else codes.CODING
         if ret.state != state:  # lagent shows the language once more, in the state before
             ret.response = self.language
-            yield
+            self._snapshot()
         ret.state = state
         self.call = _CallView(kind, name)
 
-    def _malformed(self, event: AgentError) -> Iterator[None]:
+    def _malformed(self, event: AgentError) -> None:
         """A call the protocol could not read: shown as lagent shows a call, with its error as the result."""
-        from lagent.schema import ActionReturn, ActionStatusCode, ActionValidCode
-
-        codes, ret = self.codes, self.value
+        lagent = lagent_schema()
+        codes, ret = self.codes, self._value
         kind = self.call.kind if self.call is not None else "plugin"
         raw = event.raw or (self.call.text if self.call is not None else "")
         ret.state = codes.PLUGIN_END if kind == "plugin" else codes.CODE_END
         ret.response = raw
-        yield
+        self._snapshot()
         name = self.call.name if kind == "interpreter" and self.call is not None else "InvalidAction"
         self._pending.append(
             (
                 kind,
-                ActionReturn(
+                lagent.ActionReturn(
                     args={"text": raw},
                     type=name,
                     errmsg=event.message,
-                    state=ActionStatusCode.ARGS_ERROR,
+                    state=lagent.ActionStatusCode.ARGS_ERROR,
                     thought=self.language,
-                    valid=ActionValidCode.INVALID,
+                    valid=lagent.ActionValidCode.INVALID,
                 ),
             )
         )
@@ -211,34 +245,60 @@ class AgentReturnBuilder:
         self.call = self.call or _CallView(kind, name, raw)
         self.call.done = True
 
-    def _flush(self) -> Iterator[None]:
+    def _flush(self) -> None:
         """The results of malformed calls, once the turn is in the history."""
+        if not self._pending:
+            return
         pending, self._pending = self._pending, []
         for kind, action in pending:
-            self.value.actions.append(action)
-            self.value.state = self.codes.PLUGIN_RETURN if kind == "plugin" else self.codes.CODE_RETURN
+            self._value.actions.append(action)
+            self._value.state = self.codes.PLUGIN_RETURN if kind == "plugin" else self.codes.CODE_RETURN
             self._update_steps()
-            yield
+            self._snapshot()
 
     def _collect(self, step: dict) -> None:
-        self._collected.append(step)
+        if self._steps is None:  # otherwise the steps come from the history
+            self._collected.append(step)
 
     def _update_steps(self) -> None:
-        self.value.inner_steps = self._steps() if self._steps is not None else deepcopy(self._collected)
+        if self._steps is None:
+            self._value.inner_steps = deepcopy(self._collected)
+        else:  # from the history, when next read (`chat()` reads only the last)
+            self._steps_due = True
+
+
+_HANDLERS: dict[type, Callable[[AgentReturnBuilder, Any], None]] = {
+    PromptSent: AgentReturnBuilder._on_prompt,
+    TextDelta: AgentReturnBuilder._on_text,
+    ToolCallDelta: AgentReturnBuilder._on_call_delta,
+    ToolCallStarted: AgentReturnBuilder._on_call,
+    ToolResult: AgentReturnBuilder._on_result,
+    AgentError: AgentReturnBuilder._on_error,
+    FinalAnswer: AgentReturnBuilder._on_final,
+    UserMessage: lambda builder, event: None,  # lagent shows neither
+    ModelOutput: lambda builder, event: None,
+}
 
 
 def stream_agent_returns(events: Iterable, builder: AgentReturnBuilder | None = None) -> Iterator:
     """Yield `AgentReturn` snapshots (copies) with lagent's `AgentStatusCode` sequence."""
     builder = builder or AgentReturnBuilder()
+    snapshots: list[Any] = []
+    builder.on_snapshot = lambda value: snapshots.append(deepcopy(value))
     for event in events:
-        for _ in builder.feed(event):
-            yield deepcopy(builder.value)
+        builder.feed(event)
+        while snapshots:
+            yield snapshots.pop(0)
 
 
 def agent_return_from_events(events: Iterable, builder: AgentReturnBuilder | None = None):
     """The final `AgentReturn` of a run (no intermediate copies)."""
     builder = builder or AgentReturnBuilder()
+    feed, handlers = builder.feed, _HANDLERS
     for event in events:
-        for _ in builder.feed(event):
-            pass
+        handler = handlers.get(type(event))
+        if handler is not None:
+            handler(builder, event)
+        else:
+            feed(event)
     return builder.value

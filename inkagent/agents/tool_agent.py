@@ -48,6 +48,13 @@ logger = logging.getLogger(__name__)
 
 _STREAMED = (TextDelta, ToolCallDelta)  # not traced: the turn's ModelOutput holds the whole text
 
+# The events a turn makes most of, made as `Event(**fields)` makes them (the model's validator) but
+# called directly: `make(fields)` skips the Python-level `__init__`, a third of an event's cost.
+_TEXT_DELTA, _CALL_DELTA, _CALL_STARTED, _MODEL_OUTPUT, _TOOL_RESULT = (
+    event.__pydantic_validator__.validate_python
+    for event in (TextDelta, ToolCallDelta, ToolCallStarted, ModelOutput, ToolResult)
+)
+
 
 class ToolAgent(LagentAgentAPI):
     """An agent that calls tools through a `ToolProtocol` (lagent's constructor arguments, plus `trace`).
@@ -136,18 +143,20 @@ class ToolAgent(LagentAgentAPI):
             history.append(user)
             yield UserMessage(text=user.content)
         repeats, told_empty = _RepeatedFailures(self.max_repeats), False
+        own_stop_words = backend_stop_words(self.llm, gen_params)
         for turn in range(self.max_turn):
             request = self.protocol.request(history, self.plugin_executor, self.interpreter_executor)
             yield PromptSent.of(turn, request.messages)
-            output = _Output(self.protocol.stream_parser(self._interpreter_name()), self._interpreter_name())
+            interpreter = self._interpreter_name()
+            output = _Output(self.protocol.stream_parser(interpreter), interpreter)
             try:
-                yield from output.read(self._model_stream(request, gen_params))
+                yield from output.read(self._model_stream(request, gen_params, own_stop_words))
             except Exception as exc:  # the backend failed: end the run with the reason, keep the session
                 yield from _model_failed(exc)
                 return
-            yield ModelOutput(turn=turn, text=output.raw, duration_s=output.duration_s)
+            yield _MODEL_OUTPUT({"turn": turn, "text": output.raw, "duration_s": output.duration_s})
             parsed = output.parser.result()
-            empty = parsed.is_answer and self._is_empty(parsed.thought, gen_params)
+            empty = parsed.is_answer and self._is_empty(parsed.thought, own_stop_words)
             if parsed.is_answer and (not empty or told_empty):
                 yield from _final(history, "" if empty else parsed.thought)
                 return
@@ -161,7 +170,7 @@ class ToolAgent(LagentAgentAPI):
             history += [self.protocol.format_result(c, r) for c, r in zip(parsed.calls, results, strict=True)]
             history += [self.protocol.format_invalid(bad) for bad in output.invalid]
             for call, result in zip(parsed.calls, results, strict=True):
-                yield ToolResult(call=call, result=result)
+                yield _TOOL_RESULT({"call": call, "result": result})
             if repeats.stop(parsed.calls, results, output.invalid):
                 yield AgentError(kind="repeated_failure",
                                  message=f"The model repeated the same failing call {self.max_repeats} times in a row; stopped.")
@@ -187,10 +196,13 @@ class ToolAgent(LagentAgentAPI):
         start_len = len(history)
         finished = False
         try:
-            for event in self._run(history, new, gen_params):
-                if self.trace is not None and not isinstance(event, _STREAMED):
-                    self.trace.write(event)  # deltas are in the turn's ModelOutput
-                yield event
+            if self.trace is None:
+                yield from self._run(history, new, gen_params)
+            else:
+                for event in self._run(history, new, gen_params):
+                    if not isinstance(event, _STREAMED):
+                        self.trace.write(event)  # deltas are in the turn's ModelOutput
+                    yield event
             finished = True
         finally:
             if not finished:  # the consumer stopped (Ctrl-C, closed generator): drop the partial turn
@@ -198,10 +210,9 @@ class ToolAgent(LagentAgentAPI):
                 if self.trace is not None:
                     self.trace.write(AgentError(kind="cancelled", message="the run was cancelled"))
 
-    def _model_stream(self, request: Any, gen_params: dict[str, Any]) -> Iterator[Any]:
+    def _model_stream(self, request: Any, gen_params: dict[str, Any], own: list[str]) -> Iterator[Any]:
         """The model's output for `request`: text deltas, and `ToolCallChunk`s for a native protocol.
-        The protocol's stop words are added to the backend's (nothing is sent when it adds none)."""
-        own = backend_stop_words(self.llm, gen_params)
+        The protocol's stop words are added to the backend's, `own` (nothing is sent when it adds none)."""
         params = {**gen_params, **request.gen_params(own)}
         if params.get("stop_words") == own:
             params.pop("stop_words")
@@ -209,13 +220,16 @@ class ToolAgent(LagentAgentAPI):
                 params["stop_words"] = gen_params["stop_words"]
         return stream_llm(self.llm, request.messages, native=self.protocol.native_tools, **params)
 
-    def _is_empty(self, text: str, gen_params: dict[str, Any]) -> bool:
-        """Whether an answer says nothing: blank once end-of-turn tokens (stop words) are removed."""
-        for word in (*backend_stop_words(self.llm, gen_params), *self.protocol.stop_words):
+    def _is_empty(self, text: str, own_stop_words: list[str]) -> bool:
+        """Whether an answer says nothing: blank once end-of-turn tokens (the backend's stop words,
+        `own_stop_words`, and the protocol's) are removed."""
+        for word in (*own_stop_words, *self.protocol.stop_words):
             text = text.replace(word, "")
         return not text.strip()
 
     def _run_calls(self, calls: list[ToolCall]) -> list[ActionResult]:
+        if self.plugin_executor is not None and all(call.kind == "plugin" for call in calls):
+            return self.plugin_executor.run_all(calls)  # the common case: one executor runs them all
         results: list[ActionResult | None] = [None] * len(calls)
         for kind, executor in (("plugin", self.plugin_executor), ("interpreter", self.interpreter_executor)):
             indexes = [i for i, call in enumerate(calls) if call.kind == kind]
@@ -262,14 +276,14 @@ class _Output:
     def _event(self, item: Any) -> AgentEvent | None:
         """The event for one parser item (a call streams as it is written; it is announced once complete)."""
         if isinstance(item, TextPiece):
-            return TextDelta(text=item.text)
+            return _TEXT_DELTA({"text": item.text})
         if isinstance(item, CallStarted):
             name = item.name or (self.interpreter_name if item.kind == "interpreter" else None)
-            return ToolCallDelta(kind=item.kind, name=name, start=True)
+            return _CALL_DELTA({"kind": item.kind, "name": name, "start": True})
         if isinstance(item, CallText):
-            return ToolCallDelta(kind=item.kind, text=item.text)
+            return _CALL_DELTA({"kind": item.kind, "text": item.text})
         if isinstance(item, CallParsed):
-            return ToolCallStarted(call=item.call)
+            return _CALL_STARTED({"call": item.call})
         if isinstance(item, CallInvalid):
             self.invalid.append(item)
             return AgentError(kind="parse_error", message=item.message, raw=item.raw)
@@ -285,6 +299,9 @@ class _RepeatedFailures:
 
     def stop(self, calls: list[ToolCall], results: list[ActionResult], invalid: list[CallInvalid]) -> bool:
         """Whether every call of this turn failed, each as often in a row as the limit allows."""
+        if not invalid and all(r.ok for r in results):  # the common case: nothing failed
+            self.counts = {}
+            return False
         failures = {_failure_key(c, r) for c, r in zip(calls, results, strict=True) if not r.ok}
         failures |= {json.dumps(["parse", bad.raw, bad.message]) for bad in invalid}
         self.counts = {key: self.counts.get(key, 0) + 1 for key in failures}

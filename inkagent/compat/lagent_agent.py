@@ -16,9 +16,13 @@ agent.stream_chat(history); history.extend(agent_return.inner_steps)` sends ever
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from copy import deepcopy
+from types import ModuleType
 from typing import Any
+
+from .steps import steps_from_messages
 
 
 def as_executor(actions: Any) -> Any:
@@ -48,6 +52,14 @@ def _lagent_messages(message: Any) -> list[dict]:
     if isinstance(message, dict):
         return [deepcopy(message)]
     return [m if not isinstance(m, dict) else deepcopy(m) for m in message]
+
+
+@functools.cache
+def _lagent_view() -> ModuleType:
+    """`inkagent.agents.lagent_view`, imported on first use (the agents package imports this module)."""
+    from ..agents import lagent_view
+
+    return lagent_view
 
 
 class LagentAgentAPI:
@@ -114,17 +126,13 @@ class LagentAgentAPI:
         `message`: a string or one message dict continues the session; a list of messages is the whole
         conversation, as in lagent.
         """
-        from ..agents.lagent_view import agent_return_from_events
-
         events, builder = self._lagent_run(message, gen_params)
-        return agent_return_from_events(events, builder)
+        return _lagent_view().agent_return_from_events(events, builder)
 
     def stream_chat(self, message: str | dict | list[dict], **gen_params: Any) -> Iterator:
         """Yield lagent `AgentReturn` snapshots with lagent's `AgentStatusCode` states (as `chat`)."""
-        from ..agents.lagent_view import stream_agent_returns
-
         events, builder = self._lagent_run(message, gen_params)
-        yield from stream_agent_returns(events, builder)
+        yield from _lagent_view().stream_agent_returns(events, builder)
 
     def batch_chat(self, batch_messages: list[str | dict | list[dict]], **gen_params: Any) -> list:
         """lagent's batch call: one `AgentReturn` per conversation; each item stands alone (a string is
@@ -145,12 +153,9 @@ class LagentAgentAPI:
         return lagent_args(arguments) if callable(lagent_args) else arguments
 
     def _lagent_run(self, message: Any, gen_params: dict[str, Any]) -> tuple[Iterator, Any]:
-        from ..agents.lagent_view import AgentReturnBuilder
-        from .steps import steps_from_messages
-
         history, new = self._conversation(message)  # type: ignore[attr-defined]
         offset = len(history) + len(new)
-        builder = AgentReturnBuilder(
+        builder = _lagent_view().AgentReturnBuilder(
             steps=lambda: steps_from_messages(history[offset:]),
             initial_steps=_lagent_messages(message),
             lagent_args=self._lagent_args,

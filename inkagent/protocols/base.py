@@ -36,6 +36,11 @@ from .decoding import decode_arguments
 
 DEFAULT_INTERPRETER = "IPythonInterpreter"
 
+# What a turn makes several of, made as `Model(**fields)` makes them (the model's validator, which also
+# copies lists) but called directly: `make(fields)` skips the Python-level `__init__` (a third of the cost).
+_MESSAGE = Message.__pydantic_validator__.validate_python
+_PARSED_TURN = ParsedTurn.__pydantic_validator__.validate_python
+
 
 # -- stream items ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -311,7 +316,7 @@ class StreamParser(ABC):
         return items
 
     def result(self) -> ParsedTurn:
-        return ParsedTurn(thought=self._thought_text(), calls=list(self._calls), errors=list(self._errors))
+        return _PARSED_TURN({"thought": self._thought_text(), "calls": self._calls, "errors": self._errors})  # (lists copied)
 
     # -- for subclasses ------------------------------------------------------------------------
     @abstractmethod
@@ -436,11 +441,11 @@ class ToolProtocol(ABC):
         wrote (then why it is wrong); otherwise its language and its calls."""
         if invalid:
             return Message(role="assistant", content=raw)
-        return Message(role="assistant", content=turn.thought, tool_calls=list(turn.calls))
+        return _MESSAGE({"role": "assistant", "content": turn.thought, "tool_calls": turn.calls})  # (list copied)
 
     def format_result(self, call: ToolCall, result: ActionResult) -> Message:
         """The environment message that answers `call` (the call's id kept for protocols that need it)."""
-        return Message(role="environment", content=result.text(), name=call.kind, tool_call_id=call.id)
+        return _MESSAGE({"role": "environment", "content": result.text(), "name": call.kind, "tool_call_id": call.id})
 
     def format_invalid(self, invalid: CallInvalid) -> Message:
         """The environment message telling the model why its call could not run."""

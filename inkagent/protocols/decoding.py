@@ -31,7 +31,9 @@ def load_json(text: str) -> tuple[Any, str | None]:
         return None, f"nested too deeply (more than {MAX_ARGUMENT_DEPTH} levels)"
     except ValueError as exc:  # int max str digits, and friends
         return None, f"not usable JSON ({exc})"
-    if _depth_exceeds(value, MAX_ARGUMENT_DEPTH):
+    # each array or object opens with a bracket of the text: with no more brackets than the limit (the
+    # common case, counted in C), the nesting cannot exceed it
+    if text.count("{") + text.count("[") > MAX_ARGUMENT_DEPTH and _depth_exceeds(value, MAX_ARGUMENT_DEPTH):
         return None, f"nested too deeply (more than {MAX_ARGUMENT_DEPTH} levels)"
     return value, None
 
@@ -133,7 +135,9 @@ def call_from_json(
     if not isinstance(name, str) or not name.strip():
         return f'The {noun} has no "name" (a string naming the tool). {hint}'
     key = keys[0] if keys[0] in data else keys[1]
-    arguments = decode_arguments(data.get(key), f'"{key}" of the call to {name.strip()}')
-    if isinstance(arguments, str):
-        return f"{arguments} {hint}"
+    arguments = data.get(key)
+    if not isinstance(arguments, dict):  # (a dict is used as it is; the reason is written only when needed)
+        arguments = decode_arguments(arguments, f'"{key}" of the call to {name.strip()}')
+        if isinstance(arguments, str):
+            return f"{arguments} {hint}"
     return name.strip(), arguments

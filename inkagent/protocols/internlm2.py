@@ -24,6 +24,8 @@ from .base import CallInvalid, HistoryCache, ToolProtocol, ToolsCache, as_messag
 from .internlm2_parser import IM_END, Internlm2StreamParser, normalize_special_tokens
 from .prompts import PROMPTS, ToolSpecLike, describe_tools
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) without a new encoder a call
+
 _LAGENT_LANGUAGE = {"begin": "", "end": "", "belong": "assistant"}
 _LAGENT_TOOL = {
     "begin": "{start_token}{name}\n",
@@ -135,13 +137,14 @@ class Internlm2Protocol(ToolProtocol):
         tools = tool_specs(plugin_executor)
         interpreter_specs = tool_specs(interpreter_executor)[:1]
         # The tool listing is the same every turn: render it once per set of tools and prompt texts
-        # (the prompts may be edited between calls). The cache holds the specs themselves, so their ids
-        # cannot be reused by other objects while the entry lives.
-        key = (self.meta_prompt, self.interpreter_prompt, self.plugin_prompt, *map(id, tools + interpreter_specs))
+        # (the prompts may be edited between calls). The specs are compared as a list (in C: the same
+        # objects at once, else equal content, which renders the same).
+        key = (self.meta_prompt, self.interpreter_prompt, self.plugin_prompt, len(interpreter_specs))
+        specs = tools + interpreter_specs
         cached = self._system_cache
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] != key or cached[1] != specs:
             system = self.system_messages(tools, interpreter_specs[0] if interpreter_specs else None)
-            cached = self._system_cache = (key, tools + interpreter_specs, system)
+            cached = self._system_cache = (key, specs, system)
         tokens = (self.start_token, self.plugin_token, self.interpreter_token, self.end_token)
         if self.few_shot:  # the examples are formatted once (for these tokens and this list of examples)
             shots_key = (id(self.few_shot), tokens)
@@ -171,7 +174,7 @@ class Internlm2Protocol(ToolProtocol):
         if call.kind == "interpreter":
             body = "```python\n" + str(call.arguments.get("command", "")) + "\n```"
             return f"{self.start_token}{self.interpreter_token}\n{body}{self.end_token}"
-        body = json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
+        body = _JSON.encode({"name": call.name, "parameters": call.arguments})
         return f"{self.start_token}{self.plugin_token}\n{body}{self.end_token}"
 
     def assistant_message(self, raw: str, turn: ParsedTurn, invalid: Sequence[CallInvalid] = ()) -> Message:

@@ -53,7 +53,7 @@ _MARKERS = {**_CANONICAL, **ALIASES}
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in sorted(_MARKERS, key=len, reverse=True)))
 _MAX_MARKER = max(len(m) for m in _MARKERS)
 _MARKER_PREFIXES = frozenset(m[:i] for m in _MARKERS for i in range(1, len(m)))
-_MARKER_STARTS = frozenset(m[0] for m in _MARKERS)
+_MARKER_START_RE = re.compile("[" + "".join(sorted({re.escape(m[0]) for m in _MARKERS})) + "]")
 _OPEN_FENCE_RE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?")
 _LINE_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
 _KIND_OF = {PLUGIN: "plugin", INTERPRETER: "interpreter"}
@@ -70,9 +70,8 @@ def normalize_special_tokens(text: str) -> str:
 
 def _held_back(text: str) -> int:
     """Length of the longest suffix of `text` that could be the start of a marker."""
-    tail = text[-(_MAX_MARKER - 1) :]
-    if not any(start in tail for start in _MARKER_STARTS):
-        return 0  # the common case, cheaply
+    if _MARKER_START_RE.search(text, max(0, len(text) - _MAX_MARKER + 1)) is None:
+        return 0  # the common case, cheaply: no character in the tail can start a marker
     for size in range(min(_MAX_MARKER - 1, len(text)), 0, -1):
         if text[-size:] in _MARKER_PREFIXES:
             return size
@@ -153,16 +152,19 @@ class Internlm2StreamParser(StreamParser):
     # -- internals -----------------------------------------------------------------------------
     def _advance(self, final: bool) -> list[StreamItem]:
         items: list[StreamItem] = []
-        while self._buffer and self._state != "done":
-            match = _MARKER_RE.search(self._buffer)
-            if match is None:
-                keep = 0 if final else _held_back(self._buffer)
-                self._consume_plain(self._buffer[: len(self._buffer) - keep], items)
-                self._buffer = self._buffer[len(self._buffer) - keep :]
-                break
-            self._consume_plain(self._buffer[: match.start()], items)
-            self._buffer = self._buffer[match.end() :]
+        if self._state == "done" or not self._buffer:
+            return items
+        buffer, position = self._buffer, 0
+        for match in _MARKER_RE.finditer(buffer):  # the markers in the buffer, in one pass
+            self._consume_plain(buffer[position : match.start()], items)
+            position = match.end()
             self._on_marker(_MARKERS[match.group(0)], items)
+            if self._state == "done":  # the rest of the output is not read
+                return items
+        rest = buffer[position:]
+        keep = 0 if final else _held_back(rest)
+        self._consume_plain(rest[: len(rest) - keep], items)
+        self._buffer = rest[len(rest) - keep :]
         return items
 
     def _consume_plain(self, text: str, items: list[StreamItem]) -> None:
