@@ -125,6 +125,10 @@ def test_a_killed_batch_resumes_without_redoing_finished_tasks(tmp_path, batch):
 
 def test_ctrl_c_stops_the_batch_keeping_only_whole_results(tmp_path, batch):
     config, tasks, calls = batch
+    # a slower model: the six tasks left must still be running when Ctrl-C comes, even on a busy machine
+    settings = yaml.safe_load(config.read_text())
+    settings["llm"]["delay_s"] = 0.1
+    config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "out.jsonl"
     process = start_batch(
         str(config), "--tasks", str(tasks), "--out", str(out), "--concurrency", "2", cwd=tmp_path
