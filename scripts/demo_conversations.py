@@ -73,7 +73,6 @@ class Turn:
     expected: list[str] = field(default_factory=list)
     followup: bool = False
     value: str | None = None
-    place: str | None = None
     place_call: ToolCall | None = None
     topic_call: ToolCall | None = None
     messages: list[Message] = field(default_factory=list)
@@ -288,9 +287,7 @@ class ConversationGenerator:
         if error is not None or len(stdout) > 30:
             return None
         request = self.requests._compute("arithmetic", lang, user, expr, expr)
-        turn = self._from_request(request, "arithmetic", followup=followup)
-        turn.followup = followup
-        return turn
+        return self._from_request(request, "arithmetic", followup=followup)
 
     def weather_followup(self, call: ToolCall, lang: str) -> Turn | None:
         place = call.arguments["city"]
@@ -336,9 +333,7 @@ class ConversationGenerator:
             [new],
             finish=lambda results: self.requests._weather_answer(lang, [place], results),
         )
-        turn = self._from_request(request, "weather", followup=True)
-        turn.followup = True
-        return turn
+        return self._from_request(request, "weather", followup=True)
 
     def arxiv_followup(self, call: ToolCall, lang: str) -> Turn | None:
         topic = call.arguments["query"]
@@ -372,9 +367,7 @@ class ConversationGenerator:
             [ToolCall(name=ARXIV, arguments=args)],
             finish=lambda results: self.requests._arxiv_answer(lang, [topic], results),
         )
-        turn = self._from_request(request, "arxiv", followup=True)
-        turn.followup = True
-        return turn
+        return self._from_request(request, "arxiv", followup=True)
 
     # -- code given by the user ------------------------------------------------------------------------------
     def snippet(self) -> str:
