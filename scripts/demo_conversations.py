@@ -38,6 +38,7 @@ from demo_dialogues import (
     held_out,
     run_python,
 )
+from demo_snippets import varied_long_snippet, varied_snippet
 
 from inkagent.schema import Message, ToolCall
 
@@ -117,14 +118,18 @@ class ConversationGenerator:
         world: ToolWorld | None = None,
         weights: dict[str, float] | None = None,
         follow_ups: float = 0.45,
+        code_variety: float = 0.0,
     ):
         """`weights` changes the mixture of fresh turns (`FRESH`'s keys); `follow_ups` is the chance that a
-        turn after one that can be followed up refers back to it."""
+        turn after one that can be followed up refers back to it; `code_variety` is the share of user-code
+        turns whose code comes from `demo_snippets` (training breadth) instead of `snippet` and
+        `long_snippet` (0: the stream of stages 4-5 and of the held-out conversations, unchanged)."""
         unknown = set(weights or {}) - set(self.FRESH)
         if unknown:
             raise ValueError(f"unknown kinds of turn {sorted(unknown)}; known: {sorted(self.FRESH)}")
         self.fresh_weights = {**self.FRESH, **(weights or {})}
         self.follow_ups = follow_ups
+        self.code_variety = code_variety
         self.rng = random.Random(seed)
         self.split = split
         self.offline = offline
@@ -441,11 +446,12 @@ class ConversationGenerator:
             )
             shown = code
         else:
+            varied = self.code_variety > 0 and self.rng.random() < self.code_variety
             if timeout:
-                code, stops = self.long_snippet()
+                code, stops = varied_long_snippet(self.rng) if varied else self.long_snippet()
                 slow = True
             else:
-                code, stops, slow = self.snippet(), True, False
+                code, stops, slow = varied_snippet(self.rng) if varied else self.snippet(), True, False
             multiline = "\n" in code
             if multiline or self.rng.random() < 0.3:
                 shown = f"\n```python\n{code}\n```"

@@ -206,11 +206,17 @@ def fill_conversations(
     banned: set[str],
     weights: dict[str, float] | None = None,
     follow_ups: float = 0.45,
+    code_variety: float = 0.0,
 ) -> None:
     """Multi-turn conversations (scripts/demo_conversations.py) under the demo prompts, mostly the English
     prompt set (the demo config's), whatever the conversation's language."""
     generator = ConversationGenerator(
-        seed + 100, split="train", world=world, weights=weights, follow_ups=follow_ups
+        seed + 100,
+        split="train",
+        world=world,
+        weights=weights,
+        follow_ups=follow_ups,
+        code_variety=code_variety,
     )
     made = 0
     while made < count:
@@ -282,6 +288,7 @@ def build_contexts(llm: Any, args: argparse.Namespace) -> list[Context]:
             banned,
             args.turn_weights,
             args.follow_ups,
+            args.code_variety,
         )
     # First turns with no system prompt at all, rich in spans to copy (numbers into code, places,
     # topics, paths and titles into calls): the curriculum starts with them (see train()).
@@ -625,6 +632,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--follow-ups", type=float, default=0.45, help="chance that a turn refers back to the one before"
     )
+    parser.add_argument(
+        "--code-variety",
+        type=float,
+        default=0.0,
+        help="share of the conversations' user-code turns drawn from scripts/demo_snippets.py (more kinds "
+        "of code to copy as given)",
+    )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument(
         "--init-from",
@@ -758,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
             "conversations": args.conversations,
             "turn_weights": args.turn_weights,
             "follow_ups": args.follow_ups,
+            "code_variety": args.code_variety,
             "steps": args.steps,
             "curriculum_steps": args.curriculum_steps,
             "batch_tokens": args.batch_tokens,

@@ -153,3 +153,30 @@ def test_follow_ups_refer_back_and_held_out_values_stay_out_of_training():
                     city = turn.calls[0].arguments["city"]
                     assert city == before.place_call.arguments["city"] or city in turn.user
         assert follow_ups > 20
+
+
+def test_varied_code_turns_stay_out_of_the_held_out_snippets_and_keep_the_eval_set():
+    import demo_conversations as dc
+    from demo_dialogues import held_out
+
+    def codes(generator: dc.ConversationGenerator, count: int) -> list[tuple[str, str]]:
+        found = []
+        for _ in range(count):
+            for turn in generator.conversation(turns=3).turns:
+                if turn.kind in ("code", "code_timeout"):
+                    found.append((turn.kind, turn.calls[0].arguments["command"]))
+        return found
+
+    weights = {"code": 0.4, "code_timeout": 0.4}
+    varied = codes(dc.ConversationGenerator(3, weights=weights, code_variety=1.0), 150)
+    plain = codes(dc.ConversationGenerator(3, weights=weights), 150)
+    assert len(varied) > 100
+    # the breadth is new code, never a held-out snippet, and every time-out is relayed as one
+    assert len({c for _, c in varied} - {c for _, c in plain}) > 0.8 * len({c for _, c in varied})
+    assert not any(held_out(code.replace(" ", "")) for _, code in varied)
+    assert "while True: pass" not in {c for _, c in varied}
+    assert any(kind == "code_timeout" and code.startswith("while") for kind, code in varied)
+    # the option's default draws nothing more: the held-out conversations do not change
+    eval_default = codes(dc.ConversationGenerator(7, split="eval", offline=1.0), 60)
+    eval_zero = codes(dc.ConversationGenerator(7, split="eval", offline=1.0, code_variety=0.0), 60)
+    assert eval_default == eval_zero
