@@ -41,6 +41,10 @@ def varied_snippet(rng: random.Random) -> str:
         f"print('{w}'.count('{ch}'))",
         f"print('{w}'.replace('{ch}', '-'))",
         f"print('{w}'[::-1].upper())",
+        f"s = '{w}'; print(s[::-1])",
+        f"{name} = '{w}'\nprint({name}[::-1])",
+        f"print('{w}' * {rng.randint(2, 4)})",
+        f"print('{w}'[:{rng.randint(1, 4)}])",
         f"print(sorted('{w}'))",
         f"print(len('{w} {v}'.split()))",
         f"print('-'.join(['{w}', '{v}']))",
@@ -84,6 +88,13 @@ def varied_long_snippet(rng: random.Random) -> tuple[str, bool]:
             (f"while True: {name} = {n}", True),
             (f"{name} = 0\nwhile True:\n    {name} += {n}", True),
             (f"while {n} > 0: pass", True),
+            (f"{name} = {n}\nwhile {name}: pass", True),
+            (
+                rng.choice(
+                    ["while 1: pass", "while not False: pass", "while True: continue", "while 2 > 1: pass"]
+                ),
+                True,
+            ),
             (f"while True:\n    {name} = {n}", True),
             (f"{name} = {n}\nwhile {name} > 0:\n    {name} += 1", True),
             (f"import time\nwhile True:\n    time.sleep({rng.randint(1, 9)})", True),
