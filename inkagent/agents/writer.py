@@ -18,18 +18,18 @@ Prompts exist in Chinese (XComposer2's own wording) and English (`language="en"`
 
 The text steps (1-3) use `llm`; step 5 uses `vlm` (by default `llm` itself when it is a
 `VisionLanguageModel`, as with XComposer2, which does every step with one model).
+
+This module runs the steps; the prompts and the parsing of the answers are in `writer_prompts`, the
+request, the results and the article's files in `writer_article`. The names that moved there are
+re-exported here (`import X as X`), so `inkagent.agents.writer.X` keeps working.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
-import re
-import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,162 +49,32 @@ from ..schema import (
 )
 from .chat import stream_reply
 from .skill import SkillAgent
+from .writer_article import Article, ArticleOutput, Choice, WriteRequest, _request
+from .writer_article import _unique_folder as _unique_folder
+from .writer_article import existing_article_files as existing_article_files
+from .writer_article import render_html as render_html
+from .writer_prompts import _CLOSING_QUOTE as _CLOSING_QUOTE
+from .writer_prompts import _SEG as _SEG
+from .writer_prompts import (
+    LETTERS,
+    PROMPTS,
+    WriterPrompts,
+    _fallback_query,
+    parse_caption,
+    parse_letter,
+    parse_positions,
+    split_segments,
+    spread_positions,
+)
+from .writer_prompts import Prompts as Prompts
 
 logger = logging.getLogger(__name__)
-
-LETTERS = "ABCDEFGH"
-
-
-@dataclass(frozen=True)
-class Prompts:
-    """The wording of every step in one language."""
-
-    article: str  # {title} {min_words}
-    material: str  # {material}, appended to `article`
-    positions: str  # {n}, appended to the <SegN> listing
-    positions_marker: str  # what precedes the <SegN> list in the answer
-    earlier_caption: str  # {k} {caption}
-    earlier_join: str
-    earlier_open: str
-    earlier_close: str
-    caption: str  # {k}
-    caption_primer: str  # the start of the assistant's answer; the model continues with the caption
-    choice: str  # {context}
-    candidates: str
-    choice_marker: str  # what precedes the letter in the answer; also the primer for logits
-    placed_image: str  # an image already placed, in the context of a text-only chooser
-
-
-PROMPTS: dict[str, Prompts] = {
-    "zh": Prompts(
-        article="根据以下标题：“{title}”，创作长文章，字数不少于{min_words}字。",
-        material="请结合以下文本素材：\n“{material}”",
-        positions=" 根据上述文章，选择适合插入图像的{n}行",
-        positions_marker="适合插入图像的行是",
-        earlier_caption='<Seg{k}>后插入图像对应的标题是"{caption}"',
-        earlier_join="， ",
-        earlier_open="现在",
-        earlier_close="。",
-        caption="给出适合在<Seg{k}>后插入的图像对应的标题。",
-        caption_primer='标题是"',
-        choice="根据给定上下文和候选图像，选择合适的配图：{context}",
-        candidates="候选图像包括: ",
-        choice_marker="最合适的图是",
-        placed_image="<image>",
-    ),
-    "en": Prompts(
-        article='Write a long article of at least {min_words} words titled "{title}".',
-        material=' Use this material:\n"{material}"',
-        positions=" Based on the article above, choose the {n} lines after which an image fits best.",
-        positions_marker="The lines suitable for images are",
-        earlier_caption='the image after <Seg{k}> has the caption "{caption}"',
-        earlier_join="; ",
-        earlier_open="So far, ",
-        earlier_close=". ",
-        caption="Give the caption of the image to insert after <Seg{k}>.",
-        caption_primer='Caption: "',
-        choice="Choose the best image for the given context among the candidates: {context}",
-        candidates="Candidates: ",
-        choice_marker="The best image is",
-        placed_image="<image>",
-    ),
-}
-
-_SEG = re.compile(r"<Seg(\d+)>")
-_CLOSING_QUOTE = re.compile(r'["”]')
-
-
-# -- parsing the model's answers ------------------------------------------------------------------
-
-
-def split_segments(article: str) -> list[str]:
-    """The article's segments: its non-empty lines (a heading, a paragraph), as XComposer2 splits it."""
-    return [line.strip() for line in article.splitlines() if line.strip()]
-
-
-def parse_positions(answer: str, num_segments: int, marker: str | None = None) -> list[int]:
-    """Segment indexes named as `<SegN>` in the answer (after `marker` when present), valid, unique, sorted."""
-    if marker and marker in answer:
-        answer = answer.split(marker, 1)[1]
-    found = [int(n) for n in _SEG.findall(answer)]
-    return sorted({n for n in found if 0 <= n < num_segments})
-
-
-def parse_caption(continuation: str) -> str:
-    """The caption in the model's continuation of a primed `标题是"`: up to the closing quote (or line end)."""
-    text = continuation.strip()
-    quote = _CLOSING_QUOTE.search(text)
-    if quote:
-        text = text[: quote.start()]
-    return text.splitlines()[0].strip() if text.strip() else ""
-
-
-def parse_letter(answer: str, letters: Sequence[str], marker: str | None = None) -> str | None:
-    """The first offered letter standing alone in the answer (after `marker` when present), or None."""
-    if marker and marker in answer:
-        answer = answer.split(marker, 1)[1]
-    allowed = "".join(letters)
-    match = re.search(rf"(?<![A-Za-z])([{re.escape(allowed)}])(?![A-Za-z])", answer) if allowed else None
-    return match.group(1) if match else None
-
-
-def spread_positions(segments: Sequence[str], n: int) -> list[int]:
-    """`n` positions spread over the body segments (not the title, not headings): the fallback."""
-    body = [i for i, seg in enumerate(segments) if i > 0 and not seg.lstrip().startswith("#")] or list(
-        range(len(segments))
-    )
-    n = min(n, len(body))
-    return sorted({body[(j * len(body)) // n] for j in range(n)}) if n else []
-
-
-# -- results --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Choice:
-    """The image chosen for one position, and how it was chosen."""
-
-    position: int
-    hit: Any  # an `inkagent.actions.image_retrieval.Hit`, or None when nothing could be retrieved
-    candidates: list[Any] = field(default_factory=list)
-    letter: str | None = None
-    method: str = "score"  # logits | text | score | only | none
-    answer: str | None = None  # the model's text answer (text method)
-    probabilities: dict[str, float] = field(default_factory=dict)  # logits method
-
-
-@dataclass
-class Article:
-    """An illustrated article: the text, the steps' results, and where it was saved."""
-
-    title: str
-    text: str
-    segments: list[str]
-    positions: list[int] = field(default_factory=list)
-    captions: dict[int, str] = field(default_factory=dict)
-    choices: dict[int, Choice] = field(default_factory=dict)
-    folder: Path | None = None
-    markdown: str = ""
-    images: list[Path] = field(default_factory=list)  # the copies in folder/images, in article order
-    problems: list[str] = field(default_factory=list)  # steps that failed (the article was kept)
-
-
-@dataclass
-class WriteRequest:
-    """What to write: a title (with optional material) or a free instruction."""
-
-    title: str = ""
-    instruction: str | None = None
-    material: str | None = None
-    num_images: int | None = None
-    out_dir: str | None = None
-    overwrite: bool = False  # replace article.md / article.html already in out_dir
 
 
 # -- the agent ------------------------------------------------------------------------------------
 
 
-class IllustratedWriter(SkillAgent):
+class IllustratedWriter(WriterPrompts, ArticleOutput, SkillAgent):
     """Writes an article and illustrates it from a gallery (see the module docstring).
 
     Args:
@@ -276,19 +146,6 @@ class IllustratedWriter(SkillAgent):
         self.last_article = None
 
     # -- step 1: the article --------------------------------------------------------------------
-    def article_prompt(
-        self, title: str = "", *, instruction: str | None = None, material: str | None = None
-    ) -> str:
-        """The user message of step 1: the instruction as given, or the title template (plus material)."""
-        if instruction:
-            return instruction
-        if not title:
-            raise InkAgentError("give a title or an instruction")
-        text = self.prompts.article.format(title=title, min_words=self.min_words)
-        if material:
-            text += self.prompts.material.format(material=material)
-        return text
-
     def stream_article(
         self,
         title: str = "",
@@ -320,14 +177,6 @@ class IllustratedWriter(SkillAgent):
         ).strip()
 
     # -- step 2: where the images go ------------------------------------------------------------
-    @staticmethod
-    def segment_listing(segments: Sequence[str], end: int | None = None) -> str:
-        """Segments `0..end-1` as the `<SegN> text` lines every later prompt starts with."""
-        return "".join(f"<Seg{i}> {text}\n" for i, text in enumerate(segments[:end]))
-
-    def positions_prompt(self, segments: Sequence[str], num_images: int) -> str:
-        return self.segment_listing(segments) + self.prompts.positions.format(n=num_images)
-
     def _positions(self, segments: Sequence[str], num_images: int) -> tuple[list[int], str, str | None]:
         """Positions, the model's answer, and what went wrong (None when the answer was usable)."""
         messages = [{"role": "user", "content": self.positions_prompt(segments, num_images)}]
@@ -354,25 +203,6 @@ class IllustratedWriter(SkillAgent):
         return positions
 
     # -- step 3: captions -----------------------------------------------------------------------
-    def caption_prompt(self, segments: Sequence[str], position: int, earlier: dict[int, str]) -> str:
-        """The article up to one segment past `position`, the captions so far, and the request."""
-        p = self.prompts
-        text = self.segment_listing(segments, position + 2)
-        if earlier:
-            listed = p.earlier_join.join(
-                p.earlier_caption.format(k=k, caption=c) for k, c in sorted(earlier.items())
-            )
-            text += p.earlier_open + listed + p.earlier_close
-        return text + p.caption.format(k=position)
-
-    def _primed(self, llm: Any, messages: list[dict], primer: str) -> list[dict] | str:
-        """The prompt with the assistant's answer already started: as a last assistant message for a
-        chat-API backend that continues one (`prefills_messages`), else as text when it can render."""
-        if getattr(llm, "prefills_messages", False):
-            return [*messages, {"role": "assistant", "content": primer}]
-        render = getattr(llm, "render", None)
-        return render(messages) + primer if callable(render) else messages
-
     def write_caption(
         self, segments: Sequence[str], position: int, earlier: dict[int, str] | None = None
     ) -> str:
@@ -401,40 +231,6 @@ class IllustratedWriter(SkillAgent):
         return list(self.retriever.search(caption, self.num_candidates, exclude))
 
     # -- step 5: the choice ---------------------------------------------------------------------
-    def choice_context(
-        self, segments: Sequence[str], position: int, placed: Sequence[int], marker: str
-    ) -> str:
-        """The article up to `position`, with `marker` after each segment that already has an image."""
-        lines = []
-        for i, text in enumerate(segments[: position + 1]):
-            lines.append(text)
-            if i in placed and i != position:
-                lines.append(marker)
-        return "\n".join(lines)
-
-    def choice_text_prompt(
-        self, segments: Sequence[str], position: int, count: int, placed: Sequence[int] = ()
-    ) -> str:
-        """Step 5's prompt for a model that reads text only (images as `<image>` placeholders)."""
-        p = self.prompts
-        context = self.choice_context(segments, position, placed, p.placed_image)
-        options = "\n".join(f"{LETTERS[i]}.<image>" for i in range(count))
-        return p.choice.format(context=context) + "\n" + p.candidates + options
-
-    def choice_messages(
-        self, segments: Sequence[str], position: int, candidates: Sequence[Any], placed: Sequence[int] = ()
-    ) -> list[dict]:
-        """Step 5's prompt for a vision-language model: the candidates as image parts."""
-        p = self.prompts
-        context = self.choice_context(
-            segments, position, placed, "[图像]" if self.language == "zh" else "[image]"
-        )
-        parts: list[dict] = [{"type": "text", "text": p.choice.format(context=context) + "\n" + p.candidates}]
-        for i, hit in enumerate(candidates):
-            parts.append({"type": "text", "text": ("\n" if i else "") + f"{LETTERS[i]}."})
-            parts.append({"type": "image", "image": hit.path})
-        return [{"role": "user", "content": parts}]
-
     def choose_image(
         self, segments: Sequence[str], position: int, candidates: Sequence[Any], placed: Sequence[int] = ()
     ) -> Choice:
@@ -474,56 +270,6 @@ class IllustratedWriter(SkillAgent):
             )
             return Choice(position, candidates[0], candidates, "A", "score", answer=answer)
         return Choice(position, candidates[letters.index(letter)], candidates, letter, "text", answer=answer)
-
-    # -- output ---------------------------------------------------------------------------------
-    def render_markdown(self, article: Article, image_names: dict[int, str]) -> str:
-        """Markdown: the segments in order, each chosen image right after its segment, under a `#` title."""
-        title = article.title.strip()
-        blocks = []
-        for i, text in enumerate(article.segments):
-            if i == 0 and title and text.lstrip("#").strip() == title:
-                text = f"# {title}"  # the model's title line becomes the heading
-            blocks.append(text)
-            if i in image_names:
-                alt = article.captions.get(i, "").replace("[", "(").replace("]", ")")
-                blocks.append(f"![{alt}](images/{image_names[i]})")
-        if title and not (blocks and blocks[0].startswith("#")):
-            blocks.insert(0, f"# {title}")
-        return "\n\n".join(blocks) + "\n"
-
-    def save(
-        self, article: Article, folder: str | os.PathLike[str] | None = None, *, overwrite: bool = False
-    ) -> Path:
-        """Write `article.md`, `article.html` and `images/` to `folder` (default: a new folder under `out_dir`).
-
-        A `folder` that already holds an article is not overwritten unless `overwrite`: the article goes
-        to a numbered folder beside it (`folder-2`, ...), which is returned.
-        """
-        if folder is None:
-            target = _unique_folder(self.out_dir, article.title or "article")
-        else:
-            target = Path(folder)
-            if not overwrite and existing_article_files(target):
-                target = _unique_folder(target.parent, target.name)
-        images_dir = target / "images"
-        images_dir.mkdir(parents=True, exist_ok=True)
-        names: dict[int, str] = {}
-        article.images = []
-        for number, position in enumerate(
-            sorted(p for p, c in article.choices.items() if c.hit is not None), 1
-        ):
-            source = Path(article.choices[position].hit.path)
-            # a name Markdown links can hold as is (no spaces or brackets)
-            names[position] = f"{number:02d}-" + re.sub(r"[^\w.-]+", "-", source.name)
-            shutil.copy2(source, images_dir / names[position])
-            article.images.append(images_dir / names[position])
-        article.markdown = self.render_markdown(article, names)
-        (target / "article.md").write_text(article.markdown, encoding="utf-8")
-        (target / "article.html").write_text(
-            render_html(article.markdown, article.title, self.language), encoding="utf-8"
-        )
-        article.folder = target
-        return target
 
     # -- the whole pipeline ---------------------------------------------------------------------
     def stream(self, message: str | dict | WriteRequest, **gen_params: Any) -> Iterator[AgentEvent]:
@@ -690,26 +436,6 @@ class WriteSkill(Action):
         )
 
 
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def render_html(markdown: str, title: str, language: str = "zh") -> str:
-    """A standalone HTML page of the Markdown article."""
-    from ..errors import require
-
-    require("markdown_it", "markdown-it-py")
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark").render(markdown)
-    return (
-        f'<!doctype html>\n<html lang="{language}">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n"
-        "<style>body{max-width:46em;margin:2em auto;padding:0 1em;line-height:1.7;font-family:sans-serif}"
-        "img{max-width:100%;display:block;margin:1em auto}</style>\n"
-        f"</head>\n<body>\n{body}</body>\n</html>\n"
-    )
-
-
 def _load_vlm(spec: Any) -> Any:
     """A chooser from the `vlm` argument: an object as is, a path or a mapping loaded as a `VisionLanguageModel`;
     a mapping with `type` names a backend (`OpenAICompatibleVision` for a model server)."""
@@ -729,38 +455,6 @@ def _load_vlm(spec: Any) -> Any:
     return spec
 
 
-def _request(message: str | dict | WriteRequest) -> WriteRequest:
-    if isinstance(message, WriteRequest):
-        return message
-    if isinstance(message, dict):
-        allowed = set(WriteRequest.__dataclass_fields__)
-        unknown = set(message) - allowed
-        if unknown:
-            raise InkAgentError(
-                f"unknown keys {sorted(unknown)} in the writing request (expected {sorted(allowed)})"
-            )
-        return WriteRequest(**message)
-    return WriteRequest(title=str(message).strip())
-
-
-def _fallback_query(segment: str) -> str:
-    """A retrieval query from a segment when the model gave no caption (CLIP reads ~77 tokens)."""
-    return segment.lstrip("# ").strip()[:60]
-
-
-def existing_article_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """The files of `folder` that saving an article there would replace (article.md, article.html)."""
-    return [path for path in (Path(folder) / "article.md", Path(folder) / "article.html") if path.exists()]
-
-
-def _unique_folder(root: Path, title: str) -> Path:
-    slug = re.sub(r'[\\/:*?"<>|\s]+', "-", title).strip("-.")[:60] or "article"
-    candidate, number = root / slug, 2
-    while candidate.exists():
-        candidate, number = root / f"{slug}-{number}", number + 1
-    return candidate
-
-
 def _call(skill: str, step: str, **arguments: Any) -> ToolCall:
     return ToolCall(name=f"{skill}.{step}", arguments=arguments)
 
@@ -772,4 +466,3 @@ def _result(call: ToolCall, output: str, files: Sequence[str] = ()) -> ToolResul
             name=call.name, arguments=call.arguments, output=output, files=list(files), call_id=call.id
         ),
     )
-
