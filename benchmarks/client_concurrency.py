@@ -22,7 +22,9 @@ and CPU per request at each level over CPU per request at 8 in flight (the scali
 
 `--baseline-ref REF` adds `inkagent@REF generate_many`: the same call on `OpenAICompatible` as it is in
 git revision REF (its `inkagent/llms/openai_compat.py` loaded next to today's code), so old and new
-run interleaved in one process. `--clients a,b` keeps only the named columns (the SDK always stays).
+run interleaved in one process. Only that file is REF's: for a REF that has `openai_transport.py` (the
+sending code, split out of `openai_compat.py`), the baseline sends with today's. `--clients a,b` keeps
+only the named columns (the SDK always stays).
 """
 
 from __future__ import annotations
