@@ -91,11 +91,12 @@ class ClipEmbedder:
         import torch
         from transformers import AutoModel, AutoProcessor
 
-        from ..llms.hf import hub_offline, resolve_model_source
+        from ..llms.hf import resolve_model_source
+        from ..llms.hub import local_files_only
 
         source = resolve_model_source(model)
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if not os.path.isdir(source) and hub_offline():
+        if local_files_only(source):
             kwargs["local_files_only"] = True
         try:
             with quiet_weight_loading():  # no "Loading weights" bar on every start

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InkAgentError, LLMError, MissingDependency
 from .base import LLM, GenerationStats, Prompt, resolve_meta_template
+from .hub import cache_only_reason, local_files_only
 from .internlm2_native import internlm2_native_config, load_error
 from .meta_template import INTERNLM2_META
 from .progress import quiet_weight_loading
@@ -40,15 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODELSCOPE_PREFIX = "modelscope:"
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def hub_offline() -> bool:
-    """Whether the user asked for offline mode (read now, not when huggingface_hub was imported)."""
-    return any(
-        os.environ.get(name, "").strip().lower() in _TRUE
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
 
 
 def resolve_model_source(path: str) -> str:
@@ -195,9 +187,9 @@ class HFTransformer(LLM):
     # -- loading --------------------------------------------------------------------------------
     def _from_pretrained(self, loader: Any, source: str, what: str, **kwargs) -> Any:
         local = os.path.isdir(source)
-        offline = hub_offline()
-        if not local and offline:
-            kwargs["local_files_only"] = True  # never wait on the network when told we are offline
+        offline = local_files_only(source)
+        if offline:
+            kwargs["local_files_only"] = True  # never wait on a hub we are told not to, or cannot, reach
         try:
             with quiet_weight_loading():  # no "Loading weights" bar on every start
                 return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
@@ -206,7 +198,7 @@ class HFTransformer(LLM):
                 raise LLMError(f"cannot load the {what} from {source}: {exc}") from exc
             if offline:
                 hint = (
-                    "HF_HUB_OFFLINE is set, so only the local cache was searched and it is not there. "
+                    f"{cache_only_reason()}, and it is not there. "
                     f"Download it on a connected machine (`hf download {source}`) or pass a local directory."
                 )
             else:
@@ -221,7 +213,9 @@ class HFTransformer(LLM):
             raise LLMError(f"cannot load the {what} {source!r}: {exc}") from exc
         except InkAgentError:
             raise
-        except Exception as exc:  # remote code written for another transformers: ImportError, AttributeError...
+        except (
+            Exception
+        ) as exc:  # remote code written for another transformers: ImportError, AttributeError...
             raise load_error(source, what, exc, remote_code=self.trust_remote_code) from exc
 
     def _load_tokenizer(self, source: str, tokenizer_kwargs: dict) -> Any:
@@ -232,7 +226,9 @@ class HFTransformer(LLM):
         vocab_file, exact = internlm2_tokenizer_files(source, self.use_hub_code)
         if exact:  # InternLM2's SentencePiece tokenizer, exactly (see internlm2_tokenizer)
             return load_internlm2_tokenizer(source, vocab_file, **tokenizer_kwargs)
-        tokenizer = self._from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs)
+        tokenizer = self._from_pretrained(
+            AutoTokenizer.from_pretrained, source, "tokenizer", **tokenizer_kwargs
+        )
         if vocab_file is not None:  # an InternLM2 vocabulary loaded by other code: it must agree
             from .internlm2_tokenizer import check_tokenizer
 
@@ -285,7 +281,9 @@ class HFTransformer(LLM):
 
             model = load_internlm2_model(source, self.internlm2, model_kwargs)
         else:
-            model = self._from_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **model_kwargs)
+            model = self._from_pretrained(
+                AutoModelForCausalLM.from_pretrained, source, "model", **model_kwargs
+            )
         if device_map is None:
             model = model.to(device)
         model.eval()

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 HUB_CODE_TRANSFORMERS = "4.48.3"
 
 
-def _offline() -> bool:
-    from .hf import hub_offline
+def _cache_only(source: str) -> bool:
+    from .hub import local_files_only
 
-    return hub_offline()
+    return local_files_only(source)
 
 
 def internlm2_native_config(source: str, trust_remote_code: bool) -> dict | None:
@@ -40,7 +40,7 @@ def internlm2_native_config(source: str, trust_remote_code: bool) -> dict | None
     which reports it.
     """
     try:
-        config = read_config(source, local_files_only=_offline())
+        config = read_config(source, local_files_only=_cache_only(source))
     except (OSError, LLMError):
         return None
     if config is None or not is_internlm2(config):
@@ -62,7 +62,7 @@ def internlm2_tokenizer_files(source: str, use_hub_code: bool) -> tuple[Path | N
     written by `inkagent convert-internlm2`. `exact` means "load inkagent's `InternLM2Tokenizer`";
     with `use_hub_code` the hub's tokenizer is loaded instead and only checked.
     """
-    local_only = _offline()
+    local_only = _cache_only(source)
     try:
         config_path = fetch(source, "tokenizer_config.json", local_files_only=local_only)
         settings = json.loads(config_path.read_text(encoding="utf-8")) if config_path else {}
@@ -86,7 +86,7 @@ def load_internlm2_tokenizer(source: str, vocab_file: Path, **tokenizer_kwargs: 
     """inkagent's `InternLM2Tokenizer` for a checkpoint, after a check against SentencePiece."""
     from .internlm2_tokenizer import InternLM2Tokenizer, check_tokenizer
 
-    if _offline():
+    if _cache_only(source):
         tokenizer_kwargs.setdefault("local_files_only", True)
     try:
         tokenizer = InternLM2Tokenizer.from_pretrained(source, **tokenizer_kwargs)
@@ -107,7 +107,7 @@ def load_internlm2_model(source: str, config: dict, model_kwargs: dict) -> Any:
     device_map = kwargs.pop("device_map", None)
     try:
         return load_llama_model(
-            source, config, dtype=dtype, device_map=device_map, local_files_only=_offline(), **kwargs
+            source, config, dtype=dtype, device_map=device_map, local_files_only=_cache_only(source), **kwargs
         )
     except InkAgentError:
         raise

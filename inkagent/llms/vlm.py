@@ -28,7 +28,8 @@ from typing import Any
 
 from ..errors import ActionError, LLMError
 from .base import LLM, GenerationStats, Prompt
-from .hf import _as_list, _torch_dtype, hub_offline, resolve_model_source
+from .hf import _as_list, _torch_dtype, resolve_model_source
+from .hub import cache_only_reason, local_files_only
 from .progress import quiet_weight_loading
 from .stopping import normalize_stop_words
 
@@ -161,13 +162,20 @@ class VisionLanguageModel(LLM):
 
         loader = getattr(transformers, auto_class).from_pretrained
         local = os.path.isdir(source)
-        if not local and hub_offline():
+        cache_only = local_files_only(source)
+        if cache_only:
             kwargs["local_files_only"] = True
         try:
             with quiet_weight_loading():  # no "Loading weights" bar on every start
                 return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
         except OSError as exc:
-            where = "" if local else " (not a local directory; is it downloaded, or is the hub reachable?)"
+            where = (
+                ""
+                if local
+                else f" (not a local directory; {cache_only_reason()})"
+                if cache_only
+                else " (not a local directory; is it downloaded, or is the hub reachable?)"
+            )
             raise LLMError(f"cannot load the {what} of {source!r}{where}: {exc}") from exc
         except ValueError as exc:  # an architecture this auto class does not know
             raise LLMError(
@@ -389,4 +397,3 @@ class VisionLanguageModel(LLM):
         table = dict(zip(token_ids, probabilities, strict=True))
         best = max(table, key=table.__getitem__)
         return LetterChoice(letter=best, probabilities=table)
-
