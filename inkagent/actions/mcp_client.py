@@ -11,10 +11,14 @@ description and JSON Schema (protocol: https://modelcontextprotocol.io/specifica
 Arguments are checked against that schema (jsonschema) before anything is sent. A result's text, images
 and embedded resources become an `ActionResult` (images and binary resources saved as files).
 
-Built on the official `mcp` SDK (imported only here, when a toolset connects). The SDK is asynchronous:
+Built on the official `mcp` SDK (imported only when a toolset connects). The SDK is asynchronous:
 each toolset runs one event loop on a thread of its own, and the thread that calls a tool hands the call
 to it and waits. The connection uses the initialize handshake (protocol 2025-11-25), which every server speaks and
 which carries `notifications/tools/list_changed` and `notifications/cancelled`.
+
+This module is the action side (tools as APIs, results, configs); the session, its event loop thread and
+the transports are in `mcp_connection`, the checking of arguments against a tool's schema in
+`mcp_arguments`.
 
 Lifecycle: a stdio server starts when the toolset first connects (an executor lists the tools as the
 action is added, so: with the agent) and stops on `close()`. It runs under a small guard process that
@@ -40,15 +44,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict
-from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from typing import Any
 
 from ..errors import ActionError, ConfigError
 from ..schema import ActionResult, ToolSpec
 from .base import Action, BoundApi
-from .mcp_connection import Connection, http_transport, stdio_transport
+from .mcp_arguments import _line_error, _schema_model, _SchemaArguments  # noqa: F401  (re-exported)
+from .mcp_connection import Connection, LoopThread, http_transport, stdio_transport
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +117,12 @@ class MCPToolset(Action):
         self._figures = 0
         self._lock = threading.Lock()  # the tool list
         self._files_lock = threading.Lock()
-        self._loop_lock = threading.Lock()
         self._tools: list[Any] | None = None  # the server's `Tool`s, as last listed
         self._tools_changed = False
         self._server_info: Any = None  # what the server said about itself in the handshake
         self._instructions: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        # runs the SDK's coroutines, and starts a stdio server
+        self._loop_thread = LoopThread(lambda: f"inkagent-mcp-{self._name or 'server'}")
         self._connection: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._runtime_dir: Path | None = None  # the server's log and pid files
@@ -172,15 +173,13 @@ class MCPToolset(Action):
             if self._closed:
                 return
             self._closed = True
-        loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None and thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(self._disconnect(), loop)
+        if self._loop_thread.running:
+            future = asyncio.run_coroutine_threadsafe(self._disconnect(), self._loop_thread.loop())
             try:
                 future.result(_STOP_TIMEOUT_S)
             except Exception:
                 logger.warning("stopping MCP server %s failed", self._label(), exc_info=True)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_STOP_TIMEOUT_S)
+            self._loop_thread.stop(_STOP_TIMEOUT_S)
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
@@ -217,34 +216,12 @@ class MCPToolset(Action):
         if self._closed:
             coro.close()
             raise ActionError(f"the MCP toolset {self._label()} is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop_thread.loop())
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError as exc:  # the SDK hung past every limit of its own
             future.cancel()
             raise ActionError(f"the MCP server {self._label()} did not answer") from exc
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        with self._loop_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-                    loop.close()
-
-                # The loop's thread starts the server: it must live as long as the server does, since
-                # PR_SET_PDEATHSIG fires when the thread that forked the guard ends.
-                self._thread = threading.Thread(
-                    target=run, name=f"inkagent-mcp-{self._name or 'server'}", daemon=True
-                )
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
-            return self._loop
 
     # -- the connection (on the toolset's loop) -------------------------------------------------
     async def _connected(self) -> Connection:
@@ -433,51 +410,6 @@ def _call_with(toolset: MCPToolset, tool: str, arguments: dict[str, Any]) -> Act
 
 def _error(message: str, error_type: str = "tool_error") -> ActionResult:
     return ActionResult(name="", error=message, error_type=error_type)
-
-
-# -- argument checking ----------------------------------------------------------------------------
-class _SchemaArguments(BaseModel):
-    """Arguments checked against a server's JSON Schema; the executor passes them on as `arguments`."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    arguments: dict[str, Any]
-    validator: ClassVar[Any] = None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> _SchemaArguments:  # type: ignore[override]
-        arguments = dict(obj or {})
-        errors = sorted(cls.validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, [_line_error(e) for e in errors])
-        return cls.model_construct(arguments=arguments)
-
-
-def _line_error(error: Any) -> InitErrorDetails:
-    path = tuple(error.absolute_path)
-    if error.validator == "required":
-        missing = [name for name in error.validator_value if name not in (error.instance or {})]
-        return {"type": "missing", "loc": (*path, *missing[:1]), "input": error.instance}
-    if error.validator == "additionalProperties":
-        allowed = set(error.schema.get("properties", {}))
-        extra = [name for name in error.instance if name not in allowed]
-        return {"type": "extra_forbidden", "loc": (*path, *extra[:1]), "input": error.instance}
-    return {
-        "type": PydanticCustomError("json_schema", "{reason}", {"reason": error.message}),
-        "loc": path or ("(arguments)",),
-        "input": error.instance,
-    }
-
-
-def _schema_model(name: str, schema: dict[str, Any]) -> type[_SchemaArguments]:
-    from jsonschema.validators import validator_for
-
-    cls = validator_for(schema)
-    try:
-        cls.check_schema(schema)
-    except Exception as exc:
-        raise ActionError(f"the MCP tool {name} has an invalid input schema: {exc}") from exc
-    model_name = re.sub(r"\W", "_", name) + "Arguments"
-    return type(model_name, (_SchemaArguments,), {"validator": cls(schema), "__module__": __name__})
 
 
 # -- configs ----------------------------------------------------------------------------------------

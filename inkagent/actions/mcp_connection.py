@@ -1,5 +1,7 @@
-"""The connection to one MCP server: the SDK's client session, held open on an event loop, and the
-transports that reach the server (stdio under a guard process, streamable HTTP).
+"""The connection to one MCP server: the SDK's client session, held open on an event loop, the thread
+that runs that loop (`LoopThread`), and the transports that reach the server (stdio under a guard
+process, streamable HTTP). The wire format is the SDK's: JSON-RPC 2.0 messages, one per line on a stdio
+server's stdin/stdout, or POSTed to a streamable HTTP endpoint.
 
 The guard: a stdio server runs as the child of a tiny Python process (`_GUARD`) that the SDK starts in a
 session of its own. The guard stops the server's whole process group when the agent dies, even by
@@ -16,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,6 +73,55 @@ if not sys.platform.startswith("linux"):
     threading.Thread(target=watch, daemon=True).start()
 sys.exit(child.wait())
 """
+
+
+class LoopThread:
+    """An asyncio event loop running forever on a daemon thread of its own, started on first use.
+
+    The SDK is asynchronous and its callers are not: they hand coroutines to `loop()` with
+    `asyncio.run_coroutine_threadsafe` and wait. The thread also starts a stdio server, so it must live
+    as long as the server does: PR_SET_PDEATHSIG fires when the thread that forked the guard ends.
+
+    Args:
+        thread_name: gives the thread's name when it starts.
+    """
+
+    def __init__(self, thread_name: Callable[[], str]) -> None:
+        self._thread_name = thread_name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop was started and its thread still runs."""
+        return self._loop is not None and self._thread is not None and self._thread.is_alive()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop, started if it is not yet."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+                    loop.close()
+
+                self._thread = threading.Thread(target=run, name=self._thread_name(), daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def stop(self, timeout: float) -> None:
+        """Stop the loop and wait up to `timeout` seconds for its thread to end."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
 
 
 class Connection:
