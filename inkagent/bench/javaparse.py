@@ -23,10 +23,12 @@ are skipped by brace matching without being checked (documented difference from 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from .callparse import Node, Token, TokenParser, add_argument
 from .pyparse import DecodeError, wrap_prompt_output
+
+_ERROR = "Error parsing java the source code"
 
 _TOKEN = re.compile(
     r"""
@@ -65,34 +67,13 @@ _BINARY = {
 }  # fmt: skip
 
 
-@dataclass(slots=True)
-class Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(slots=True)
-class Node:
-    """A syntax node named like tree-sitter-java's; leaves are tokens (type = kind or the token)."""
-
-    type: str
-    start: int
-    end: int
-    children: list[Node] = field(default_factory=list)
-    fields: dict[str, Node] = field(default_factory=dict)
-
-
 def tokenize(source: str) -> list[Token]:
     tokens = []
     position = 0
     while position < len(source):
         match = _TOKEN.match(source, position)
         if not match or match.end() == position:
-            raise DecodeError(
-                f"Error parsing java the source code: unexpected {source[position : position + 10]!r}"
-            )
+            raise DecodeError(f"{_ERROR}: unexpected {source[position : position + 10]!r}")
         kind = match.lastgroup
         if kind != "ws":
             text = match.group()
@@ -108,46 +89,15 @@ def tokenize(source: str) -> list[Token]:
     return tokens
 
 
-class _Parser:
+class _Parser(TokenParser):
+    error_prefix = _ERROR
+    punct_kind = "op"
+    at_kinds = ("op", "keyword")
+
     def __init__(self, source: str):
-        self.source = source
-        self.tokens = tokenize(source)
-        self.index = 0
+        super().__init__(source, tokenize(source))
 
     # -- token helpers --------------------------------------------------------------------------
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self, offset: int = 1) -> Token:
-        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
-
-    def at(self, text: str) -> bool:
-        return self.token.text == text and self.token.kind in ("op", "keyword")
-
-    def fail(self, what: str) -> DecodeError:
-        token = self.token
-        found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(
-            f"Error parsing java the source code: expected {what}, found {found} at {token.start}"
-        )
-
-    def leaf(self, node_type: str | None = None) -> Node:
-        token = self.token
-        self.index += 1
-        return Node(node_type or token.text, token.start, token.end)
-
-    def expect(self, text: str) -> Node:
-        if not self.at(text):
-            raise self.fail(repr(text))
-        return self.leaf()
-
-    def node(self, node_type: str, children: list[Node], **fields: Node) -> Node:
-        return Node(node_type, children[0].start, children[-1].end, children, fields)
-
-    def text(self, node: Node) -> str:
-        return self.source[node.start : node.end]
-
     def _merged_greater(self) -> str | None:
         """`>` is lexed alone (generics need it); merge adjacent `>`/`=` into `>>`, `>=`, `>>>=`."""
         if not (self.token.kind == "op" and self.token.text == ">"):
@@ -224,18 +174,6 @@ class _Parser:
         arrow = self.expect("->")
         body = self.block() if self.at("{") else self.expression()
         return self.node("lambda_expression", [params, arrow, body], body=body)
-
-    def matching(self, index: int, open_text: str, close_text: str) -> int | None:
-        depth = 0
-        for position in range(index, len(self.tokens)):
-            token = self.tokens[position]
-            if token.kind == "op" and token.text == open_text:
-                depth += 1
-            elif token.kind == "op" and token.text == close_text:
-                depth -= 1
-                if depth == 0:
-                    return position
-        return None
 
     def block(self) -> Node:
         children = [self.expect("{")]
@@ -460,7 +398,7 @@ class _Parser:
         arguments = self.argument_list()
         children = [new, type_node, arguments]
         if self.at("{"):
-            children.append(self.class_body())
+            children.append(self.skip_braces("class_body"))
         return self.node("object_creation_expression", children, type=type_node, arguments=arguments)
 
     def array_creation(self, new: Node, type_node: Node) -> Node:
@@ -496,21 +434,13 @@ class _Parser:
         children.append(self.expect("}"))
         return self.node("array_initializer", children)
 
-    def class_body(self) -> Node:
-        close = self.matching(self.index, "{", "}")
-        if close is None:
-            raise self.fail("'}'")
-        leaves = [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]
-        self.index = close + 1
-        return self.node("class_body", leaves)
-
 
 # ---------------------------------------------------------------------------------------------
 # BFCL's extraction
 # ---------------------------------------------------------------------------------------------
 def _traverse(node: Node | None, source: str, nested: bool = False) -> str:
     if node is None:  # `new int[5]` has no initializer: BFCL's traversal crashes on it
-        raise DecodeError("Error parsing java the source code: array creation without initializer")
+        raise DecodeError(f"{_ERROR}: array creation without initializer")
     text = source[node.start : node.end]
     if node.type in ("string_literal", "character_literal"):
         return text if nested else text[1:-1]
@@ -561,9 +491,7 @@ def parse_java_calls(source: str) -> Any:
             key, value = None, _traverse(child, source)
         else:
             continue  # BFCL ignores positional literals
-        if key in arguments:
-            raise DecodeError("Error: Multiple arguments with the same name are not supported.")
-        arguments[key] = value
+        add_argument(arguments, key, value)
     return [{name: arguments}]
 
 

@@ -17,10 +17,12 @@ and class bodies are skipped by brace matching.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from .callparse import Node, Token, TokenParser, add_argument
 from .pyparse import DecodeError, wrap_prompt_output
+
+_ERROR = "Error js parsing the source code"
 
 _PUNCTUATORS = sorted(
     """>>>= ... === !== **= <<= >>= >>> &&= ||= ??= => == != <= >= && || ?? ?. ++ -- += -= *= /= %= &= |= ^=
@@ -44,61 +46,17 @@ _RESERVED = {
     "true", "false", "null",
 }  # fmt: skip
 _REGEX_AFTER_KEYWORDS = {
-    "return",
-    "typeof",
-    "case",
-    "do",
-    "else",
-    "in",
-    "instanceof",
-    "new",
-    "delete",
-    "void",
-    "throw",
-}
+    "return", "typeof", "case", "do", "else", "in", "instanceof", "new", "delete", "void", "throw",
+}  # fmt: skip
 _ASSIGN = {
-    "=",
-    "+=",
-    "-=",
-    "*=",
-    "/=",
-    "%=",
-    "**=",
-    "<<=",
-    ">>=",
-    ">>>=",
-    "&=",
-    "|=",
-    "^=",
-    "&&=",
-    "||=",
-    "??=",
-}
+    "=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", ">>>=", "&=", "|=", "^=", "&&=", "||=", "??=",
+}  # fmt: skip
 _BINARY = {
     "??": 1, "||": 2, "&&": 3, "|": 4, "^": 5, "&": 6, "==": 7, "!=": 7, "===": 7, "!==": 7,
     "<": 8, ">": 8, "<=": 8, ">=": 8, "instanceof": 8, "in": 8, "<<": 9, ">>": 9, ">>>": 9,
     "+": 10, "-": 10, "*": 11, "/": 11, "%": 11, "**": 12,
 }  # fmt: skip
 _UNARY = {"!", "~", "+", "-", "typeof", "void", "delete", "await"}
-
-
-@dataclass(slots=True)
-class Token:
-    kind: str  # punct, ident, keyword, number, string, template, regex, eof
-    text: str
-    start: int
-    end: int
-    newline_before: bool = False
-
-
-@dataclass(slots=True)
-class Node:
-    """A syntax node named like tree-sitter-javascript's; leaves are tokens."""
-
-    type: str
-    start: int
-    end: int
-    children: list[Node] = field(default_factory=list)
 
 
 def _template_end(source: str, start: int) -> int:
@@ -126,7 +84,7 @@ def _template_end(source: str, start: int) -> int:
                 position += 1
             continue
         position += 1
-    raise DecodeError("Error js parsing the source code: unterminated template string")
+    raise DecodeError(f"{_ERROR}: unterminated template string")
 
 
 def tokenize(source: str) -> list[Token]:
@@ -166,71 +124,20 @@ def tokenize(source: str) -> list[Token]:
             match = _PUNCT.match(source, position)
             kind = "punct"
         if not match:
-            raise DecodeError(
-                f"Error js parsing the source code: unexpected {source[position : position + 10]!r}"
-            )
+            raise DecodeError(f"{_ERROR}: unexpected {source[position : position + 10]!r}")
         tokens.append(Token(kind, match.group(), match.start(), match.end(), newline))
         position, newline = match.end(), False
     tokens.append(Token("eof", "", len(source), len(source), True))
     return tokens
 
 
-class _Parser:
+class _Parser(TokenParser):
+    error_prefix = _ERROR
+    punct_kind = "punct"
+    at_kinds = ("punct", "keyword", "ident")
+
     def __init__(self, source: str):
-        self.source = source
-        self.tokens = tokenize(source)
-        self.index = 0
-
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self, offset: int = 1) -> Token:
-        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
-
-    def at(self, text: str) -> bool:
-        return self.token.text == text and self.token.kind in ("punct", "keyword", "ident")
-
-    def fail(self, what: str) -> DecodeError:
-        token = self.token
-        found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(
-            f"Error js parsing the source code: expected {what}, found {found} at {token.start}"
-        )
-
-    def leaf(self, node_type: str | None = None) -> Node:
-        token = self.token
-        self.index += 1
-        return Node(node_type or token.text, token.start, token.end)
-
-    def expect(self, text: str) -> Node:
-        if not self.at(text):
-            raise self.fail(repr(text))
-        return self.leaf()
-
-    @staticmethod
-    def node(node_type: str, children: list[Node]) -> Node:
-        return Node(node_type, children[0].start, children[-1].end, children)
-
-    def matching(self, index: int, open_text: str, close_text: str) -> int | None:
-        depth = 0
-        for position in range(index, len(self.tokens)):
-            token = self.tokens[position]
-            if token.kind == "punct" and token.text == open_text:
-                depth += 1
-            elif token.kind == "punct" and token.text == close_text:
-                depth -= 1
-                if depth == 0:
-                    return position
-        return None
-
-    def skip_braces(self, node_type: str) -> Node:
-        close = self.matching(self.index, "{", "}")
-        if close is None:
-            raise self.fail("'}'")
-        leaves = [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]
-        self.index = close + 1
-        return self.node(node_type, leaves)
+        super().__init__(source, tokenize(source))
 
     # -- statements ------------------------------------------------------------------------------
     def program(self) -> Node:
@@ -312,11 +219,7 @@ class _Parser:
             if close is None or self.tokens[close + 1].text != "=>":
                 self.index = start
                 return None
-            params = self.node(
-                "formal_parameters",
-                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-            )
-            self.index = close + 1
+            params = self.skip_group("formal_parameters", close)
         else:
             self.index = start
             return None
@@ -456,13 +359,7 @@ class _Parser:
         close = self.matching(self.index, "(", ")") if self.at("(") else None
         if close is None:
             raise self.fail("'('")
-        children.append(
-            self.node(
-                "formal_parameters",
-                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-            )
-        )
-        self.index = close + 1
+        children.append(self.skip_group("formal_parameters", close))
         children.append(self.skip_braces("statement_block"))
         return self.node("function_expression", children)
 
@@ -530,13 +427,7 @@ class _Parser:
             close = self.matching(self.index, "(", ")")
             if close is None:
                 raise self.fail("')'")
-            parts.append(
-                self.node(
-                    "formal_parameters",
-                    [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-                )
-            )
-            self.index = close + 1
+            parts.append(self.skip_group("formal_parameters", close))
             parts.append(self.skip_braces("statement_block"))
             return self.node("method_definition", parts)
         if key.type != "property_identifier" or len(parts) > 1:
@@ -577,9 +468,7 @@ def parse_javascript_calls(source: str) -> Any:
                     key, value = None, source[argument.start : argument.end]
                 else:
                     continue  # BFCL ignores other positional arguments
-                if key in arguments:
-                    raise DecodeError("Error: Multiple arguments with the same name are not supported.")
-                arguments[key] = value
+                add_argument(arguments, key, value)
             return [{name: arguments}]
     return None
 
