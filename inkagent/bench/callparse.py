@@ -9,13 +9,17 @@ in common, language-neutral:
 - `TokenParser`, the base class with the token cursor and node builders (`at`, `expect`, `leaf`,
   `node`, bracket matching, skipping a `{...}` body); each language sets the token kinds its
   operators have and the prefix of its error messages, which copy BFCL's wording per language;
-- `add_argument`, BFCL's rule that a parameter given twice fails the decode.
+- the grammar the two languages share: `a ? b : c`, `(expression)`, prefix operators, comma-separated lists in
+  brackets;
+- `collect_arguments` / `add_argument`, BFCL's reading of a call's arguments (`name=value` pairs by
+  name, some positional kinds under `None`, others ignored; a name given twice fails the decode).
 
 Each language module keeps its own tokenizer, grammar and BFCL extraction rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +53,24 @@ def add_argument(arguments: dict[Any, Any], key: Any, value: Any) -> None:
     if key in arguments:
         raise DecodeError("Error: Multiple arguments with the same name are not supported.")
     arguments[key] = value
+
+
+def collect_arguments(
+    source: str, nodes: Iterable[Node], positional: tuple[str, ...], value_text: Callable[[Node], str]
+) -> dict[Any, Any]:
+    """BFCL's reading of a call's argument nodes: `{name: value_text(value)}` for each `name=value`.
+
+    Positional arguments whose node type is in `positional` are stored under `None`; other
+    positional arguments (and the punctuation) are ignored; a name given twice fails the decode.
+    """
+    arguments: dict[Any, Any] = {}
+    for argument in nodes:
+        if argument.type == "assignment_expression":
+            left = argument.children[0]
+            add_argument(arguments, source[left.start : left.end], value_text(argument.children[2]))
+        elif argument.type in positional:
+            add_argument(arguments, None, value_text(argument))
+    return arguments
 
 
 class TokenParser:
@@ -124,3 +146,48 @@ class TokenParser:
         if close is None:
             raise self.fail("'}'")
         return self.skip_group(node_type, close)
+
+    # -- grammar both languages share; subclasses provide the rest --
+    def conditional(self) -> Node:
+        """`condition ? consequence : alternative` (branches at assignment level), or `binary(0)`."""
+        condition = self.binary(0)
+        if not self.at("?"):
+            return condition
+        question = self.leaf()
+        consequence = self.assignment()
+        colon = self.expect(":")
+        return self.node("ternary_expression", [condition, question, consequence, colon, self.assignment()])
+
+    def parenthesized(self) -> Node:
+        open_node = self.expect("(")
+        inner = self.expression()
+        return self.node("parenthesized_expression", [open_node, inner, self.expect(")")])
+
+    def prefixed(self, node_type: str) -> Node:
+        """The prefix operator at the cursor applied to the `unary()` expression after it."""
+        operator_node = self.leaf()
+        return self.node(node_type, [operator_node, self.unary()])
+
+    def delimited(self, node_type: str, open_text: str, close_text: str, item: Callable[[], Node]) -> Node:
+        """`open item, item, close` (a trailing comma allowed) as one node of `node_type`."""
+        children = [self.expect(open_text)]
+        while not self.at(close_text):
+            children.append(item())
+            if self.at(","):
+                children.append(self.leaf())
+            elif not self.at(close_text):
+                raise self.fail(f"',' or {close_text!r}")
+        children.append(self.expect(close_text))
+        return self.node(node_type, children)
+
+    def binary(self, min_power: int) -> Node:
+        raise NotImplementedError
+
+    def assignment(self) -> Node:
+        raise NotImplementedError
+
+    def unary(self) -> Node:
+        raise NotImplementedError
+
+    def expression(self) -> Node:
+        raise NotImplementedError

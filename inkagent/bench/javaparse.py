@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .callparse import Node, Token, TokenParser, add_argument
+from .callparse import Node, Token, TokenParser, collect_arguments
 from .pyparse import DecodeError, wrap_prompt_output
 
 _ERROR = "Error parsing java the source code"
@@ -137,15 +137,14 @@ class _Parser(TokenParser):
             elif self.token.kind != "eof":  # tree-sitter only tolerates a missing ';' at the end
                 raise self.fail("';'")
             statements.append(self.node("expression_statement", children))
-        end = len(self.source)
-        return Node("program", 0, end, statements)
+        return Node("program", 0, len(self.source), statements)
 
     # -- expressions ----------------------------------------------------------------------------
     def expression(self) -> Node:
         lambda_node = self.try_lambda()
         if lambda_node is not None:
             return lambda_node
-        left = self.ternary()
+        left = self.conditional()
         op = (
             self._merged_greater() if self.at(">") else (self.token.text if self.token.kind == "op" else None)
         )
@@ -156,6 +155,8 @@ class _Parser(TokenParser):
             right = self.expression()
             return self.node("assignment_expression", [left, operator_node, right], left=left, right=right)
         return left
+
+    assignment = expression  # Java has no comma expression: the branches of `a ? b : c` are expressions
 
     def try_lambda(self) -> Node | None:
         if self.token.kind == "ident" and self.peek().text == "->":
@@ -193,16 +194,6 @@ class _Parser(TokenParser):
         children.append(self.expect("}"))
         return self.node("block", children)
 
-    def ternary(self) -> Node:
-        condition = self.binary(0)
-        if not self.at("?"):
-            return condition
-        question = self.leaf()
-        consequence = self.expression()
-        colon = self.expect(":")
-        alternative = self.expression()
-        return self.node("ternary_expression", [condition, question, consequence, colon, alternative])
-
     def binary(self, min_power: int) -> Node:
         left = self.unary()
         while True:
@@ -226,11 +217,9 @@ class _Parser(TokenParser):
 
     def unary(self) -> Node:
         if self.token.kind == "op" and self.token.text in ("+", "-", "!", "~"):
-            operator_node = self.leaf()
-            return self.node("unary_expression", [operator_node, self.unary()])
+            return self.prefixed("unary_expression")
         if self.token.kind == "op" and self.token.text in ("++", "--"):
-            operator_node = self.leaf()
-            return self.node("update_expression", [operator_node, self.unary()])
+            return self.prefixed("update_expression")
         cast = self.try_cast()
         if cast is not None:
             return cast
@@ -293,9 +282,7 @@ class _Parser(TokenParser):
                     return self.node("class_literal", [type_node, self.leaf(), self.leaf()])
                 raise self.fail("an expression")
         if self.at("("):
-            open_node = self.leaf()
-            inner = self.expression()
-            return self.node("parenthesized_expression", [open_node, inner, self.expect(")")])
+            return self.parenthesized()
         raise self.fail("an expression")
 
     def postfix(self, node: Node) -> Node:
@@ -424,15 +411,12 @@ class _Parser(TokenParser):
         return self.node("array_creation_expression", children, **fields)
 
     def array_initializer(self) -> Node:
-        children = [self.expect("{")]
-        while not self.at("}"):
-            children.append(self.array_initializer() if self.at("{") else self.expression())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at("}"):
-                raise self.fail("',' or '}'")
-        children.append(self.expect("}"))
-        return self.node("array_initializer", children)
+        return self.delimited(
+            "array_initializer",
+            "{",
+            "}",
+            lambda: self.array_initializer() if self.at("{") else self.expression(),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,16 +466,10 @@ def parse_java_calls(source: str) -> Any:
     method = parser.text(invocation.fields["name"])
     receiver = invocation.fields.get("object")
     name = f"{parser.text(receiver)}.{method}" if receiver is not None else method
-    arguments: dict[Any, Any] = {}
-    for child in invocation.fields["arguments"].children:
-        if child.type == "assignment_expression":
-            key: Any = parser.text(child.children[0])
-            value = _traverse(child.children[2], source)
-        elif child.type in ("identifier", "class_literal"):
-            key, value = None, _traverse(child, source)
-        else:
-            continue  # BFCL ignores positional literals
-        add_argument(arguments, key, value)
+    argument_nodes = invocation.fields["arguments"].children
+    arguments = collect_arguments(
+        source, argument_nodes, ("identifier", "class_literal"), lambda n: _traverse(n, source)
+    )
     return [{name: arguments}]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .callparse import Node, Token, TokenParser, add_argument
+from .callparse import Node, Token, TokenParser, collect_arguments
 from .pyparse import DecodeError, wrap_prompt_output
 
 _ERROR = "Error js parsing the source code"
@@ -227,15 +227,6 @@ class _Parser(TokenParser):
         body = self.skip_braces("statement_block") if self.at("{") else self.assignment()
         return self.node("arrow_function", [*prefix, params, arrow, body])
 
-    def conditional(self) -> Node:
-        condition = self.binary(0)
-        if not self.at("?"):
-            return condition
-        question = self.leaf()
-        consequence = self.assignment()
-        colon = self.expect(":")
-        return self.node("ternary_expression", [condition, question, consequence, colon, self.assignment()])
-
     def binary(self, min_power: int) -> Node:
         left = self.unary()
         while True:
@@ -255,12 +246,9 @@ class _Parser(TokenParser):
                 or self.peek().kind not in ("punct",)
                 or self.peek().text in ("(", "[", "!", "-", "+")
             ):
-                operator_node = self.leaf()
-                kind = "await_expression" if operator_node.type == "await" else "unary_expression"
-                return self.node(kind, [operator_node, self.unary()])
+                return self.prefixed("await_expression" if token.text == "await" else "unary_expression")
         if token.kind == "punct" and token.text in ("++", "--"):
-            operator_node = self.leaf()
-            return self.node("update_expression", [operator_node, self.unary()])
+            return self.prefixed("update_expression")
         node = self.call_member(self.primary())
         if self.token.kind == "punct" and self.token.text in ("++", "--") and not self.token.newline_before:
             node = self.node("update_expression", [node, self.leaf()])
@@ -299,19 +287,14 @@ class _Parser(TokenParser):
         return [open_node, index, self.expect("]")]
 
     def arguments(self) -> Node:
-        children = [self.expect("(")]
-        while not self.at(")"):
-            if self.at("..."):
-                spread = self.leaf()
-                children.append(self.node("spread_element", [spread, self.assignment()]))
-            else:
-                children.append(self.assignment())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at(")"):
-                raise self.fail("',' or ')'")
-        children.append(self.expect(")"))
-        return self.node("arguments", children)
+        return self.delimited("arguments", "(", ")", self.element)
+
+    def element(self) -> Node:
+        """An argument, array element or object member: `...spread` or an assignment expression."""
+        if self.at("..."):
+            spread = self.leaf()
+            return self.node("spread_element", [spread, self.assignment()])
+        return self.assignment()
 
     def primary(self) -> Node:
         token = self.token
@@ -341,9 +324,7 @@ class _Parser(TokenParser):
                 children.append(self.skip_braces("class_body"))
                 return self.node("class", children)
         if self.at("("):
-            open_node = self.leaf()
-            inner = self.expression()
-            return self.node("parenthesized_expression", [open_node, inner, self.expect(")")])
+            return self.parenthesized()
         if self.at("["):
             return self.array()
         if self.at("{"):
@@ -379,11 +360,7 @@ class _Parser(TokenParser):
             if self.at(","):
                 children.append(self.leaf())
                 continue
-            if self.at("..."):
-                spread = self.leaf()
-                children.append(self.node("spread_element", [spread, self.assignment()]))
-            else:
-                children.append(self.assignment())
+            children.append(self.element())
             if self.at(","):
                 children.append(self.leaf())
             elif not self.at("]"):
@@ -392,20 +369,11 @@ class _Parser(TokenParser):
         return self.node("array", children)
 
     def object(self) -> Node:
-        children = [self.expect("{")]
-        while not self.at("}"):
-            children.append(self.property())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at("}"):
-                raise self.fail("',' or '}'")
-        children.append(self.expect("}"))
-        return self.node("object", children)
+        return self.delimited("object", "{", "}", self.property)
 
     def property(self) -> Node:
         if self.at("..."):
-            spread = self.leaf()
-            return self.node("spread_element", [spread, self.assignment()])
+            return self.element()
         parts: list[Node] = []
         if self.token.text in ("get", "set", "async") and self.peek().text not in (",", ":", "(", "}"):
             parts.append(self.leaf())
@@ -458,17 +426,12 @@ def parse_javascript_calls(source: str) -> Any:
             if child.type != "call_expression":
                 continue
             name = source[child.children[0].start : child.children[0].end]
-            arguments: dict[Any, Any] = {}
-            for argument in child.children[1].children:
-                if argument.type == "assignment_expression":
-                    left, right = argument.children[0], argument.children[2]
-                    key: Any = source[left.start : left.end]
-                    value = _strip_quotes(source[right.start : right.end])
-                elif argument.type in ("identifier", "true"):
-                    key, value = None, source[argument.start : argument.end]
-                else:
-                    continue  # BFCL ignores other positional arguments
-                add_argument(arguments, key, value)
+            arguments = collect_arguments(
+                source,
+                child.children[1].children,
+                ("identifier", "true"),
+                lambda n: _strip_quotes(parser.text(n)),
+            )
             return [{name: arguments}]
     return None
 
