@@ -18,6 +18,8 @@ This is a hand-written recursive-descent parser for the expression subset models
 names, field access, calls, `new`, arrays, casts, lambdas, operators), not all of Java: statements
 other than expression statements (declarations, `if`, ...) fail the decode, and anonymous class bodies
 are skipped by brace matching without being checked (documented difference from tree-sitter).
+`callparse` holds the token cursor, `Token`, `Node`, the grammar shared with JavaScript and BFCL's
+argument rules; the Java tokenizer, grammar and value rendering are here.
 """
 
 from __future__ import annotations
@@ -79,9 +81,7 @@ def tokenize(source: str) -> list[Token]:
             text = match.group()
             if kind == "textblock":
                 kind = "string"
-            elif kind == "ident" and text in _LITERAL_KEYWORDS:
-                kind = "keyword"
-            elif kind == "ident" and text in _RESERVED | _PRIMITIVES:
+            elif kind == "ident" and (text in _LITERAL_KEYWORDS or text in _RESERVED | _PRIMITIVES):
                 kind = "keyword"
             tokens.append(Token(kind, text, match.start(), match.end()))
         position = match.end()

@@ -12,6 +12,9 @@ strings, regexes, arrays, objects, arrow and function expressions, `new`, option
 operators) and expression / `let` / `const` / `var` statements with automatic semicolon insertion
 at line breaks; other statements fail the decode (documented difference from tree-sitter). Function
 and class bodies are skipped by brace matching.
+
+This module holds the JavaScript tokenizer, grammar and BFCL's extraction; the token cursor, `Token`,
+`Node`, the grammar shared with Java and BFCL's argument rules come from `callparse`.
 """
 
 from __future__ import annotations
