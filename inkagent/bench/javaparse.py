@@ -18,15 +18,19 @@ This is a hand-written recursive-descent parser for the expression subset models
 names, field access, calls, `new`, arrays, casts, lambdas, operators), not all of Java: statements
 other than expression statements (declarations, `if`, ...) fail the decode, and anonymous class bodies
 are skipped by brace matching without being checked (documented difference from tree-sitter).
+`callparse` holds the token cursor, `Token`, `Node`, the grammar shared with JavaScript and BFCL's
+argument rules; the Java tokenizer, grammar and value rendering are here.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from .callparse import Node, Token, TokenParser, collect_arguments
 from .pyparse import DecodeError, wrap_prompt_output
+
+_ERROR = "Error parsing java the source code"
 
 _TOKEN = re.compile(
     r"""
@@ -65,42 +69,19 @@ _BINARY = {
 }  # fmt: skip
 
 
-@dataclass(slots=True)
-class Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(slots=True)
-class Node:
-    """A syntax node named like tree-sitter-java's; leaves are tokens (type = kind or the token)."""
-
-    type: str
-    start: int
-    end: int
-    children: list[Node] = field(default_factory=list)
-    fields: dict[str, Node] = field(default_factory=dict)
-
-
 def tokenize(source: str) -> list[Token]:
     tokens = []
     position = 0
     while position < len(source):
         match = _TOKEN.match(source, position)
         if not match or match.end() == position:
-            raise DecodeError(
-                f"Error parsing java the source code: unexpected {source[position : position + 10]!r}"
-            )
+            raise DecodeError(f"{_ERROR}: unexpected {source[position : position + 10]!r}")
         kind = match.lastgroup
         if kind != "ws":
             text = match.group()
             if kind == "textblock":
                 kind = "string"
-            elif kind == "ident" and text in _LITERAL_KEYWORDS:
-                kind = "keyword"
-            elif kind == "ident" and text in _RESERVED | _PRIMITIVES:
+            elif kind == "ident" and (text in _LITERAL_KEYWORDS or text in _RESERVED | _PRIMITIVES):
                 kind = "keyword"
             tokens.append(Token(kind, text, match.start(), match.end()))
         position = match.end()
@@ -108,46 +89,15 @@ def tokenize(source: str) -> list[Token]:
     return tokens
 
 
-class _Parser:
+class _Parser(TokenParser):
+    error_prefix = _ERROR
+    punct_kind = "op"
+    at_kinds = ("op", "keyword")
+
     def __init__(self, source: str):
-        self.source = source
-        self.tokens = tokenize(source)
-        self.index = 0
+        super().__init__(source, tokenize(source))
 
     # -- token helpers --------------------------------------------------------------------------
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self, offset: int = 1) -> Token:
-        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
-
-    def at(self, text: str) -> bool:
-        return self.token.text == text and self.token.kind in ("op", "keyword")
-
-    def fail(self, what: str) -> DecodeError:
-        token = self.token
-        found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(
-            f"Error parsing java the source code: expected {what}, found {found} at {token.start}"
-        )
-
-    def leaf(self, node_type: str | None = None) -> Node:
-        token = self.token
-        self.index += 1
-        return Node(node_type or token.text, token.start, token.end)
-
-    def expect(self, text: str) -> Node:
-        if not self.at(text):
-            raise self.fail(repr(text))
-        return self.leaf()
-
-    def node(self, node_type: str, children: list[Node], **fields: Node) -> Node:
-        return Node(node_type, children[0].start, children[-1].end, children, fields)
-
-    def text(self, node: Node) -> str:
-        return self.source[node.start : node.end]
-
     def _merged_greater(self) -> str | None:
         """`>` is lexed alone (generics need it); merge adjacent `>`/`=` into `>>`, `>=`, `>>>=`."""
         if not (self.token.kind == "op" and self.token.text == ">"):
@@ -187,15 +137,14 @@ class _Parser:
             elif self.token.kind != "eof":  # tree-sitter only tolerates a missing ';' at the end
                 raise self.fail("';'")
             statements.append(self.node("expression_statement", children))
-        end = len(self.source)
-        return Node("program", 0, end, statements)
+        return Node("program", 0, len(self.source), statements)
 
     # -- expressions ----------------------------------------------------------------------------
     def expression(self) -> Node:
         lambda_node = self.try_lambda()
         if lambda_node is not None:
             return lambda_node
-        left = self.ternary()
+        left = self.conditional()
         op = (
             self._merged_greater() if self.at(">") else (self.token.text if self.token.kind == "op" else None)
         )
@@ -206,6 +155,8 @@ class _Parser:
             right = self.expression()
             return self.node("assignment_expression", [left, operator_node, right], left=left, right=right)
         return left
+
+    assignment = expression  # Java has no comma expression: the branches of `a ? b : c` are expressions
 
     def try_lambda(self) -> Node | None:
         if self.token.kind == "ident" and self.peek().text == "->":
@@ -225,18 +176,6 @@ class _Parser:
         body = self.block() if self.at("{") else self.expression()
         return self.node("lambda_expression", [params, arrow, body], body=body)
 
-    def matching(self, index: int, open_text: str, close_text: str) -> int | None:
-        depth = 0
-        for position in range(index, len(self.tokens)):
-            token = self.tokens[position]
-            if token.kind == "op" and token.text == open_text:
-                depth += 1
-            elif token.kind == "op" and token.text == close_text:
-                depth -= 1
-                if depth == 0:
-                    return position
-        return None
-
     def block(self) -> Node:
         children = [self.expect("{")]
         while not self.at("}"):
@@ -254,16 +193,6 @@ class _Parser:
                 children.append(self.node("expression_statement", [self.expression(), self.expect(";")]))
         children.append(self.expect("}"))
         return self.node("block", children)
-
-    def ternary(self) -> Node:
-        condition = self.binary(0)
-        if not self.at("?"):
-            return condition
-        question = self.leaf()
-        consequence = self.expression()
-        colon = self.expect(":")
-        alternative = self.expression()
-        return self.node("ternary_expression", [condition, question, consequence, colon, alternative])
 
     def binary(self, min_power: int) -> Node:
         left = self.unary()
@@ -288,11 +217,9 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.token.kind == "op" and self.token.text in ("+", "-", "!", "~"):
-            operator_node = self.leaf()
-            return self.node("unary_expression", [operator_node, self.unary()])
+            return self.prefixed("unary_expression")
         if self.token.kind == "op" and self.token.text in ("++", "--"):
-            operator_node = self.leaf()
-            return self.node("update_expression", [operator_node, self.unary()])
+            return self.prefixed("update_expression")
         cast = self.try_cast()
         if cast is not None:
             return cast
@@ -355,9 +282,7 @@ class _Parser:
                     return self.node("class_literal", [type_node, self.leaf(), self.leaf()])
                 raise self.fail("an expression")
         if self.at("("):
-            open_node = self.leaf()
-            inner = self.expression()
-            return self.node("parenthesized_expression", [open_node, inner, self.expect(")")])
+            return self.parenthesized()
         raise self.fail("an expression")
 
     def postfix(self, node: Node) -> Node:
@@ -460,7 +385,7 @@ class _Parser:
         arguments = self.argument_list()
         children = [new, type_node, arguments]
         if self.at("{"):
-            children.append(self.class_body())
+            children.append(self.skip_braces("class_body"))
         return self.node("object_creation_expression", children, type=type_node, arguments=arguments)
 
     def array_creation(self, new: Node, type_node: Node) -> Node:
@@ -486,23 +411,12 @@ class _Parser:
         return self.node("array_creation_expression", children, **fields)
 
     def array_initializer(self) -> Node:
-        children = [self.expect("{")]
-        while not self.at("}"):
-            children.append(self.array_initializer() if self.at("{") else self.expression())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at("}"):
-                raise self.fail("',' or '}'")
-        children.append(self.expect("}"))
-        return self.node("array_initializer", children)
-
-    def class_body(self) -> Node:
-        close = self.matching(self.index, "{", "}")
-        if close is None:
-            raise self.fail("'}'")
-        leaves = [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]
-        self.index = close + 1
-        return self.node("class_body", leaves)
+        return self.delimited(
+            "array_initializer",
+            "{",
+            "}",
+            lambda: self.array_initializer() if self.at("{") else self.expression(),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +424,7 @@ class _Parser:
 # ---------------------------------------------------------------------------------------------
 def _traverse(node: Node | None, source: str, nested: bool = False) -> str:
     if node is None:  # `new int[5]` has no initializer: BFCL's traversal crashes on it
-        raise DecodeError("Error parsing java the source code: array creation without initializer")
+        raise DecodeError(f"{_ERROR}: array creation without initializer")
     text = source[node.start : node.end]
     if node.type in ("string_literal", "character_literal"):
         return text if nested else text[1:-1]
@@ -552,18 +466,10 @@ def parse_java_calls(source: str) -> Any:
     method = parser.text(invocation.fields["name"])
     receiver = invocation.fields.get("object")
     name = f"{parser.text(receiver)}.{method}" if receiver is not None else method
-    arguments: dict[Any, Any] = {}
-    for child in invocation.fields["arguments"].children:
-        if child.type == "assignment_expression":
-            key: Any = parser.text(child.children[0])
-            value = _traverse(child.children[2], source)
-        elif child.type in ("identifier", "class_literal"):
-            key, value = None, _traverse(child, source)
-        else:
-            continue  # BFCL ignores positional literals
-        if key in arguments:
-            raise DecodeError("Error: Multiple arguments with the same name are not supported.")
-        arguments[key] = value
+    argument_nodes = invocation.fields["arguments"].children
+    arguments = collect_arguments(
+        source, argument_nodes, ("identifier", "class_literal"), lambda n: _traverse(n, source)
+    )
     return [{name: arguments}]
 
 

@@ -12,15 +12,20 @@ strings, regexes, arrays, objects, arrow and function expressions, `new`, option
 operators) and expression / `let` / `const` / `var` statements with automatic semicolon insertion
 at line breaks; other statements fail the decode (documented difference from tree-sitter). Function
 and class bodies are skipped by brace matching.
+
+This module holds the JavaScript tokenizer, grammar and BFCL's extraction; the token cursor, `Token`,
+`Node`, the grammar shared with Java and BFCL's argument rules come from `callparse`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from .callparse import Node, Token, TokenParser, collect_arguments
 from .pyparse import DecodeError, wrap_prompt_output
+
+_ERROR = "Error js parsing the source code"
 
 _PUNCTUATORS = sorted(
     """>>>= ... === !== **= <<= >>= >>> &&= ||= ??= => == != <= >= && || ?? ?. ++ -- += -= *= /= %= &= |= ^=
@@ -44,61 +49,17 @@ _RESERVED = {
     "true", "false", "null",
 }  # fmt: skip
 _REGEX_AFTER_KEYWORDS = {
-    "return",
-    "typeof",
-    "case",
-    "do",
-    "else",
-    "in",
-    "instanceof",
-    "new",
-    "delete",
-    "void",
-    "throw",
-}
+    "return", "typeof", "case", "do", "else", "in", "instanceof", "new", "delete", "void", "throw",
+}  # fmt: skip
 _ASSIGN = {
-    "=",
-    "+=",
-    "-=",
-    "*=",
-    "/=",
-    "%=",
-    "**=",
-    "<<=",
-    ">>=",
-    ">>>=",
-    "&=",
-    "|=",
-    "^=",
-    "&&=",
-    "||=",
-    "??=",
-}
+    "=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", ">>>=", "&=", "|=", "^=", "&&=", "||=", "??=",
+}  # fmt: skip
 _BINARY = {
     "??": 1, "||": 2, "&&": 3, "|": 4, "^": 5, "&": 6, "==": 7, "!=": 7, "===": 7, "!==": 7,
     "<": 8, ">": 8, "<=": 8, ">=": 8, "instanceof": 8, "in": 8, "<<": 9, ">>": 9, ">>>": 9,
     "+": 10, "-": 10, "*": 11, "/": 11, "%": 11, "**": 12,
 }  # fmt: skip
 _UNARY = {"!", "~", "+", "-", "typeof", "void", "delete", "await"}
-
-
-@dataclass(slots=True)
-class Token:
-    kind: str  # punct, ident, keyword, number, string, template, regex, eof
-    text: str
-    start: int
-    end: int
-    newline_before: bool = False
-
-
-@dataclass(slots=True)
-class Node:
-    """A syntax node named like tree-sitter-javascript's; leaves are tokens."""
-
-    type: str
-    start: int
-    end: int
-    children: list[Node] = field(default_factory=list)
 
 
 def _template_end(source: str, start: int) -> int:
@@ -126,7 +87,7 @@ def _template_end(source: str, start: int) -> int:
                 position += 1
             continue
         position += 1
-    raise DecodeError("Error js parsing the source code: unterminated template string")
+    raise DecodeError(f"{_ERROR}: unterminated template string")
 
 
 def tokenize(source: str) -> list[Token]:
@@ -166,71 +127,20 @@ def tokenize(source: str) -> list[Token]:
             match = _PUNCT.match(source, position)
             kind = "punct"
         if not match:
-            raise DecodeError(
-                f"Error js parsing the source code: unexpected {source[position : position + 10]!r}"
-            )
+            raise DecodeError(f"{_ERROR}: unexpected {source[position : position + 10]!r}")
         tokens.append(Token(kind, match.group(), match.start(), match.end(), newline))
         position, newline = match.end(), False
     tokens.append(Token("eof", "", len(source), len(source), True))
     return tokens
 
 
-class _Parser:
+class _Parser(TokenParser):
+    error_prefix = _ERROR
+    punct_kind = "punct"
+    at_kinds = ("punct", "keyword", "ident")
+
     def __init__(self, source: str):
-        self.source = source
-        self.tokens = tokenize(source)
-        self.index = 0
-
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self, offset: int = 1) -> Token:
-        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
-
-    def at(self, text: str) -> bool:
-        return self.token.text == text and self.token.kind in ("punct", "keyword", "ident")
-
-    def fail(self, what: str) -> DecodeError:
-        token = self.token
-        found = repr(token.text) if token.kind != "eof" else "end of input"
-        return DecodeError(
-            f"Error js parsing the source code: expected {what}, found {found} at {token.start}"
-        )
-
-    def leaf(self, node_type: str | None = None) -> Node:
-        token = self.token
-        self.index += 1
-        return Node(node_type or token.text, token.start, token.end)
-
-    def expect(self, text: str) -> Node:
-        if not self.at(text):
-            raise self.fail(repr(text))
-        return self.leaf()
-
-    @staticmethod
-    def node(node_type: str, children: list[Node]) -> Node:
-        return Node(node_type, children[0].start, children[-1].end, children)
-
-    def matching(self, index: int, open_text: str, close_text: str) -> int | None:
-        depth = 0
-        for position in range(index, len(self.tokens)):
-            token = self.tokens[position]
-            if token.kind == "punct" and token.text == open_text:
-                depth += 1
-            elif token.kind == "punct" and token.text == close_text:
-                depth -= 1
-                if depth == 0:
-                    return position
-        return None
-
-    def skip_braces(self, node_type: str) -> Node:
-        close = self.matching(self.index, "{", "}")
-        if close is None:
-            raise self.fail("'}'")
-        leaves = [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]]
-        self.index = close + 1
-        return self.node(node_type, leaves)
+        super().__init__(source, tokenize(source))
 
     # -- statements ------------------------------------------------------------------------------
     def program(self) -> Node:
@@ -312,26 +222,13 @@ class _Parser:
             if close is None or self.tokens[close + 1].text != "=>":
                 self.index = start
                 return None
-            params = self.node(
-                "formal_parameters",
-                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-            )
-            self.index = close + 1
+            params = self.skip_group("formal_parameters", close)
         else:
             self.index = start
             return None
         arrow = self.expect("=>")
         body = self.skip_braces("statement_block") if self.at("{") else self.assignment()
         return self.node("arrow_function", [*prefix, params, arrow, body])
-
-    def conditional(self) -> Node:
-        condition = self.binary(0)
-        if not self.at("?"):
-            return condition
-        question = self.leaf()
-        consequence = self.assignment()
-        colon = self.expect(":")
-        return self.node("ternary_expression", [condition, question, consequence, colon, self.assignment()])
 
     def binary(self, min_power: int) -> Node:
         left = self.unary()
@@ -352,12 +249,9 @@ class _Parser:
                 or self.peek().kind not in ("punct",)
                 or self.peek().text in ("(", "[", "!", "-", "+")
             ):
-                operator_node = self.leaf()
-                kind = "await_expression" if operator_node.type == "await" else "unary_expression"
-                return self.node(kind, [operator_node, self.unary()])
+                return self.prefixed("await_expression" if token.text == "await" else "unary_expression")
         if token.kind == "punct" and token.text in ("++", "--"):
-            operator_node = self.leaf()
-            return self.node("update_expression", [operator_node, self.unary()])
+            return self.prefixed("update_expression")
         node = self.call_member(self.primary())
         if self.token.kind == "punct" and self.token.text in ("++", "--") and not self.token.newline_before:
             node = self.node("update_expression", [node, self.leaf()])
@@ -396,19 +290,14 @@ class _Parser:
         return [open_node, index, self.expect("]")]
 
     def arguments(self) -> Node:
-        children = [self.expect("(")]
-        while not self.at(")"):
-            if self.at("..."):
-                spread = self.leaf()
-                children.append(self.node("spread_element", [spread, self.assignment()]))
-            else:
-                children.append(self.assignment())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at(")"):
-                raise self.fail("',' or ')'")
-        children.append(self.expect(")"))
-        return self.node("arguments", children)
+        return self.delimited("arguments", "(", ")", self.element)
+
+    def element(self) -> Node:
+        """An argument, array element or object member: `...spread` or an assignment expression."""
+        if self.at("..."):
+            spread = self.leaf()
+            return self.node("spread_element", [spread, self.assignment()])
+        return self.assignment()
 
     def primary(self) -> Node:
         token = self.token
@@ -438,9 +327,7 @@ class _Parser:
                 children.append(self.skip_braces("class_body"))
                 return self.node("class", children)
         if self.at("("):
-            open_node = self.leaf()
-            inner = self.expression()
-            return self.node("parenthesized_expression", [open_node, inner, self.expect(")")])
+            return self.parenthesized()
         if self.at("["):
             return self.array()
         if self.at("{"):
@@ -456,13 +343,7 @@ class _Parser:
         close = self.matching(self.index, "(", ")") if self.at("(") else None
         if close is None:
             raise self.fail("'('")
-        children.append(
-            self.node(
-                "formal_parameters",
-                [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-            )
-        )
-        self.index = close + 1
+        children.append(self.skip_group("formal_parameters", close))
         children.append(self.skip_braces("statement_block"))
         return self.node("function_expression", children)
 
@@ -482,11 +363,7 @@ class _Parser:
             if self.at(","):
                 children.append(self.leaf())
                 continue
-            if self.at("..."):
-                spread = self.leaf()
-                children.append(self.node("spread_element", [spread, self.assignment()]))
-            else:
-                children.append(self.assignment())
+            children.append(self.element())
             if self.at(","):
                 children.append(self.leaf())
             elif not self.at("]"):
@@ -495,20 +372,11 @@ class _Parser:
         return self.node("array", children)
 
     def object(self) -> Node:
-        children = [self.expect("{")]
-        while not self.at("}"):
-            children.append(self.property())
-            if self.at(","):
-                children.append(self.leaf())
-            elif not self.at("}"):
-                raise self.fail("',' or '}'")
-        children.append(self.expect("}"))
-        return self.node("object", children)
+        return self.delimited("object", "{", "}", self.property)
 
     def property(self) -> Node:
         if self.at("..."):
-            spread = self.leaf()
-            return self.node("spread_element", [spread, self.assignment()])
+            return self.element()
         parts: list[Node] = []
         if self.token.text in ("get", "set", "async") and self.peek().text not in (",", ":", "(", "}"):
             parts.append(self.leaf())
@@ -530,13 +398,7 @@ class _Parser:
             close = self.matching(self.index, "(", ")")
             if close is None:
                 raise self.fail("')'")
-            parts.append(
-                self.node(
-                    "formal_parameters",
-                    [Node(t.text, t.start, t.end) for t in self.tokens[self.index : close + 1]],
-                )
-            )
-            self.index = close + 1
+            parts.append(self.skip_group("formal_parameters", close))
             parts.append(self.skip_braces("statement_block"))
             return self.node("method_definition", parts)
         if key.type != "property_identifier" or len(parts) > 1:
@@ -567,19 +429,12 @@ def parse_javascript_calls(source: str) -> Any:
             if child.type != "call_expression":
                 continue
             name = source[child.children[0].start : child.children[0].end]
-            arguments: dict[Any, Any] = {}
-            for argument in child.children[1].children:
-                if argument.type == "assignment_expression":
-                    left, right = argument.children[0], argument.children[2]
-                    key: Any = source[left.start : left.end]
-                    value = _strip_quotes(source[right.start : right.end])
-                elif argument.type in ("identifier", "true"):
-                    key, value = None, source[argument.start : argument.end]
-                else:
-                    continue  # BFCL ignores other positional arguments
-                if key in arguments:
-                    raise DecodeError("Error: Multiple arguments with the same name are not supported.")
-                arguments[key] = value
+            arguments = collect_arguments(
+                source,
+                child.children[1].children,
+                ("identifier", "true"),
+                lambda n: _strip_quotes(parser.text(n)),
+            )
             return [{name: arguments}]
     return None
 
