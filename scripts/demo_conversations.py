@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,7 +382,7 @@ class ConversationGenerator:
         w = (
             self.pick(WORDS)
             if self.rng.random() < 0.7
-            else "".join(self.pick("abcdefghijklmnopqrstuvwxyz") for _ in range(self.rng.randint(3, 8)))
+            else "".join(self.pick(string.ascii_lowercase) for _ in range(self.rng.randint(3, 8)))
         )
         return self.pick(
             [

@@ -13,17 +13,16 @@ fixed ones of the held-out lists (`while True: pass`) are not here.
 from __future__ import annotations
 
 import random
+import string
 
 from demo_dialogues import WORDS
-
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def _word(rng: random.Random) -> str:
     """A dictionary word or a string of random letters (copying, not recall)."""
     if rng.random() < 0.5:
         return rng.choice(WORDS)
-    return "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 9)))
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 9)))
 
 
 def varied_snippet(rng: random.Random) -> str:

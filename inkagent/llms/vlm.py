@@ -169,13 +169,8 @@ class VisionLanguageModel(LLM):
             with quiet_weight_loading():  # no "Loading weights" bar on every start
                 return loader(source, trust_remote_code=self.trust_remote_code, **kwargs)
         except OSError as exc:
-            where = (
-                ""
-                if local
-                else f" (not a local directory; {cache_only_reason()})"
-                if cache_only
-                else " (not a local directory; is it downloaded, or is the hub reachable?)"
-            )
+            reason = cache_only_reason() if cache_only else "is it downloaded, or is the hub reachable?"
+            where = "" if local else f" (not a local directory; {reason})"
             raise LLMError(f"cannot load the {what} of {source!r}{where}: {exc}") from exc
         except ValueError as exc:  # an architecture this auto class does not know
             raise LLMError(
